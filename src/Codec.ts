@@ -1,0 +1,52 @@
+/**
+ * Bytes ⇄ envelope. Every bridge, the memory bridge included, moves only the bytes this codec makes.
+ *
+ * Decoding never throws: anything that is not a Herald envelope becomes a `DecodeError`.
+ */
+import { Result, Schema } from "effect"
+import { DecodeError } from "./BridgeError.ts"
+import * as Envelope from "./Envelope.ts"
+
+/** A wire codec for envelopes. */
+export interface Codec {
+  /** The MIME type of the bytes, e.g. `application/cloudevents+json`. */
+  readonly contentType: string
+  readonly encode: (envelope: Envelope.Envelope) => Uint8Array
+  readonly decode: (bytes: Uint8Array) => Result.Result<Envelope.Envelope, DecodeError>
+}
+
+const textEncoder = new TextEncoder()
+const textDecoder = new TextDecoder("utf-8", { fatal: true })
+const decodeWire = Schema.decodeUnknownResult(Envelope.EnvelopeEncoded)
+
+const parseJson = (bytes: Uint8Array): Result.Result<unknown, DecodeError> => {
+  let text: string
+  try {
+    text = textDecoder.decode(bytes)
+  } catch {
+    return Result.fail(new DecodeError({ reason: "not UTF-8" }))
+  }
+  try {
+    return Result.succeed(JSON.parse(text))
+  } catch {
+    return Result.fail(new DecodeError({ reason: "not JSON" }))
+  }
+}
+
+/** CloudEvents 1.0 structured JSON: one UTF-8 JSON object per message. The default codec. */
+export const json: Codec = {
+  contentType: "application/cloudevents+json",
+  encode: (envelope) => textEncoder.encode(JSON.stringify(Envelope.encode(envelope))),
+  decode: (bytes) => {
+    const parsed = parseJson(bytes)
+    if (Result.isFailure(parsed)) return Result.fail(parsed.failure)
+    const wire = decodeWire(parsed.success)
+    if (Result.isFailure(wire)) {
+      return Result.fail(new DecodeError({ reason: `not a Herald envelope: ${wire.failure.message}` }))
+    }
+    const envelope = Envelope.decode(wire.success)
+    return typeof envelope === "string"
+      ? Result.fail(new DecodeError({ reason: envelope }))
+      : Result.succeed(envelope)
+  }
+}

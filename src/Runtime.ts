@@ -1,0 +1,383 @@
+/**
+ * The runtime: runs contracts against a bridge. Decode → validate → handler → encode → reply/ack,
+ * deadlines, retries, dead letters and context propagation, written once for every bridge.
+ *
+ * Users reach it through `Service.toLayer`, `Client.make` and `Event.publish`; it is exported for
+ * tools (test kits, gateways) built on the same machinery.
+ */
+import { Cause, Clock, Effect, Exit, Metric, Option, Result, Schema, Semaphore } from "effect"
+import { type BridgeShape, type CommandAddress, addressKey, type IncomingCommand, type IncomingEvent } from "./Bridge.ts"
+import { type BridgeError, type CallError, InvalidInput, InvalidOutput, RemoteDefect, Timeout } from "./BridgeError.ts"
+import * as Codec from "./Codec.ts"
+import type * as Command from "./Command.ts"
+import * as Envelope from "./Envelope.ts"
+import type { Address } from "./Envelope.ts"
+import { MessageContext, type MessageContextShape } from "./MessageContext.ts"
+import * as Subscription from "./Subscription.ts"
+
+/** A new random message or instance id. */
+export const newId = (): string => crypto.randomUUID()
+
+/** Messages a consumer received but could not use, by reason (`undecodable`, `unexpected`, `expired`). */
+export const rejectedMessages = Metric.counter("herald_messages_rejected_total", {
+  description: "Messages received but not handled: undecodable bytes, unexpected kinds, expired commands",
+  incremental: true
+})
+
+/** Events sent to the dead-letter stream. */
+export const deadLetters = Metric.counter("herald_dead_letters_total", {
+  description: "Events a subscription gave up on and published as dead letters",
+  incremental: true
+})
+
+const reject = (reason: string, service: string, detail: string) =>
+  Effect.andThen(
+    Metric.update(Metric.withAttributes(rejectedMessages, { reason, service }), 1),
+    Effect.logWarning(`herald: ${service} dropped a message (${reason}): ${detail}`)
+  )
+
+/** The sender of messages sent outside any handler. */
+export const ANONYMOUS: Address = { service: "client", version: "0" }
+
+/** The context a handler runs with, derived from the message it handles. */
+export const contextOf = (env: Envelope.Envelope, self: Address): MessageContextShape => ({
+  messageId: env.id,
+  correlationId: env.correlationId,
+  causationId: env.causationId,
+  principalId: env.principalId,
+  tenantId: env.tenantId,
+  traceparent: env.traceparent,
+  tracestate: env.tracestate,
+  self
+})
+
+/** The envelope fields every outgoing message inherits from the current context. */
+const outgoing = (ctx: MessageContextShape, id: string) => {
+  const sender = ctx.self ?? ANONYMOUS
+  return {
+    id,
+    source: Envelope.sourceOf(sender),
+    sender,
+    correlationId: ctx.correlationId ?? id,
+    causationId: ctx.messageId,
+    principalId: ctx.principalId,
+    tenantId: ctx.tenantId,
+    traceparent: ctx.traceparent,
+    tracestate: ctx.tracestate
+  }
+}
+
+const issueOf = (e: Schema.SchemaError): string => e.message
+
+// ---------------------------------------------------------------------------------------------
+// caller side
+// ---------------------------------------------------------------------------------------------
+
+/** Options of one invocation. */
+export interface InvokeOptions {
+  readonly timeoutMs: number
+  /** Retries on transport errors (`Timeout`, `NoResponder`, `BridgeError`), reusing the invocation id. */
+  readonly retry?: Subscription.RetryPolicy | undefined
+}
+
+const isTransportError = (e: { readonly _tag: string }): boolean =>
+  e._tag === "Timeout" || e._tag === "NoResponder" || e._tag === "BridgeError"
+
+const readReply = <C extends Command.Any>(
+  command: C,
+  key: string,
+  bytes: Uint8Array
+): Effect.Effect<Command.Output<C>, Command.Errors<C> | CallError> => {
+  const decoded = Codec.json.decode(bytes)
+  if (Result.isFailure(decoded)) return Effect.fail(new InvalidOutput({ address: key, issue: decoded.failure.reason }))
+  const reply = decoded.success
+  const invalid = (e: Schema.SchemaError) => new InvalidOutput({ address: key, issue: issueOf(e) })
+  switch (reply.status) {
+    case "ok":
+      return Effect.mapError(Schema.decodeUnknownEffect(command.codecs.output)(reply.data), invalid)
+    case "error": {
+      const codec = command.codecs.error
+      if (codec === undefined) {
+        return Effect.fail(new InvalidOutput({ address: key, issue: "error reply for a command that declares none" }))
+      }
+      return Effect.flatMap(Effect.mapError(Schema.decodeUnknownEffect(codec)(reply.data), invalid), Effect.fail)
+    }
+    case "defect": {
+      const errorId = (reply.data as { readonly errorId?: unknown } | undefined)?.errorId
+      return Effect.fail(new RemoteDefect({ address: key, errorId: typeof errorId === "string" ? errorId : "unknown" }))
+    }
+    case "invalid-input": {
+      const issue = (reply.data as { readonly issue?: unknown } | undefined)?.issue
+      return Effect.fail(new InvalidInput({ address: key, issue: typeof issue === "string" ? issue : "rejected" }))
+    }
+    default:
+      return Effect.fail(new InvalidOutput({ address: key, issue: "reply without a status" }))
+  }
+}
+
+/**
+ * Invokes a command: validates and encodes the input, sends it with its deadline, waits for the
+ * reply within the timeout, and decodes the output or the declared error.
+ */
+export const invoke = <C extends Command.Any>(
+  bridge: BridgeShape,
+  address: CommandAddress,
+  command: C,
+  input: Command.Input<C>,
+  options: InvokeOptions
+): Effect.Effect<Command.Output<C>, Command.Errors<C> | CallError> => {
+  const key = addressKey(address)
+  const receiver: Address = { service: address.service, version: address.version }
+  return Effect.gen(function*() {
+    const data = yield* Effect.mapError(
+      Schema.encodeEffect(command.codecs.input)(input),
+      (e) => new InvalidInput({ address: key, issue: issueOf(e) })
+    )
+    const ctx = yield* MessageContext
+    const base = outgoing(ctx, newId())
+    const attempt = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const expiresAt = now + options.timeoutMs
+      const envelope: Envelope.Envelope = {
+        ...base,
+        kind: "command",
+        type: command.name,
+        time: now,
+        receiver,
+        expiresAt,
+        data
+      }
+      const reply = yield* bridge.request(address, Codec.json.encode(envelope), expiresAt).pipe(
+        Effect.timeoutOrElse({
+          duration: options.timeoutMs,
+          orElse: () => Effect.fail(new Timeout({ address: key, timeoutMs: options.timeoutMs }))
+        })
+      )
+      return yield* readReply(command, key, reply)
+    })
+    return yield* options.retry === undefined
+      ? attempt
+      : Effect.retry(attempt, { schedule: options.retry, while: isTransportError })
+  })
+}
+
+/** Publishes an event whose payload is already JSON-encoded, with the current message context. */
+export const publishEncoded = (
+  bridge: BridgeShape,
+  eventName: string,
+  data: unknown
+): Effect.Effect<void, BridgeError> =>
+  Effect.gen(function*() {
+    const ctx = yield* MessageContext
+    const now = yield* Clock.currentTimeMillis
+    const envelope: Envelope.Envelope = { ...outgoing(ctx, newId()), kind: "event", type: eventName, time: now, data }
+    yield* bridge.publish(
+      { eventName, senderService: envelope.sender.service, tenantId: envelope.tenantId },
+      Codec.json.encode(envelope)
+    )
+  })
+
+// ---------------------------------------------------------------------------------------------
+// serving side
+// ---------------------------------------------------------------------------------------------
+
+/** A command handler after type erasure. */
+export type AnyCommandHandler = (input: unknown) => Effect.Effect<unknown, unknown>
+
+/**
+ * Handles one delivered command: drops it when expired, validates the input, runs the handler
+ * bounded by the deadline, publishes the emitted event, and replies.
+ */
+export const handleCommand = (
+  bridge: BridgeShape,
+  self: Address,
+  command: Command.Any,
+  handler: AnyCommandHandler
+) =>
+(message: IncomingCommand): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const decoded = Codec.json.decode(message.bytes)
+    if (Result.isFailure(decoded)) return yield* reject("undecodable", self.service, decoded.failure.reason)
+    const env = decoded.success
+    if (env.kind !== "command" || env.type !== command.name) {
+      return yield* reject("unexpected", self.service, `${env.kind} ${env.type} on command ${command.name}`)
+    }
+    const received = yield* Clock.currentTimeMillis
+    if (env.expiresAt !== undefined && received >= env.expiresAt) {
+      return yield* reject("expired", self.service, `command ${command.name} ${env.id} arrived after its deadline`)
+    }
+    const reply = (status: Envelope.ReplyStatus, data: unknown) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        message.reply(Codec.json.encode({
+          id: newId(),
+          kind: "reply",
+          type: command.name,
+          source: Envelope.sourceOf(self),
+          time: now,
+          correlationId: env.correlationId,
+          causationId: env.id,
+          principalId: env.principalId,
+          tenantId: env.tenantId,
+          traceparent: env.traceparent,
+          tracestate: env.tracestate,
+          sender: self,
+          receiver: env.sender,
+          status,
+          data
+        })))
+    const defect = (cause: Cause.Cause<unknown>, what: string) => {
+      const errorId = newId()
+      return Effect.andThen(
+        Effect.logError(`herald: ${addressKey({ ...self, command: command.name })} ${what} (error id ${errorId})`, cause),
+        reply("defect", { errorId })
+      )
+    }
+    const input = yield* Effect.result(Schema.decodeUnknownEffect(command.codecs.input)(env.data))
+    if (Result.isFailure(input)) return yield* reply("invalid-input", { issue: issueOf(input.failure) })
+
+    let run: Effect.Effect<unknown, unknown> = handler(input.success).pipe(
+      Effect.provideService(MessageContext, contextOf(env, self))
+    )
+    if (env.expiresAt !== undefined) run = Effect.timeoutOption(run, env.expiresAt - received)
+    const exit = yield* Effect.exit(run)
+
+    if (Exit.isSuccess(exit)) {
+      const output = env.expiresAt === undefined ? Option.some(exit.value) : exit.value as Option.Option<unknown>
+      if (Option.isNone(output)) {
+        return yield* Effect.logWarning(`herald: command ${command.name} ${env.id} interrupted at its deadline`)
+      }
+      const encoded = yield* Effect.result(Schema.encodeUnknownEffect(command.codecs.output)(output.value))
+      if (Result.isFailure(encoded)) {
+        return yield* defect(Cause.fail(encoded.failure), "returned an output that fails its schema")
+      }
+      if (command.emits !== undefined) {
+        const emitted = yield* Effect.exit(
+          publishEncoded(bridge, command.emits, encoded.success).pipe(
+            Effect.provideService(MessageContext, contextOf(env, self))
+          )
+        )
+        if (Exit.isFailure(emitted)) return yield* defect(emitted.cause, `succeeded but could not publish ${command.emits}`)
+      }
+      return yield* reply("ok", encoded.success)
+    }
+    if (Cause.hasInterruptsOnly(exit.cause)) return yield* Effect.interrupt
+    const error = Cause.findErrorOption(exit.cause)
+    const codec = command.codecs.error
+    if (Option.isSome(error) && codec !== undefined && Schema.is(Schema.toType(codec))(error.value)) {
+      const encoded = yield* Effect.result(Schema.encodeUnknownEffect(codec)(error.value))
+      if (Result.isSuccess(encoded)) return yield* reply("error", encoded.success)
+    }
+    return yield* defect(exit.cause, "failed")
+  }).pipe(Effect.catch((e: BridgeError) => Effect.logWarning(`herald: reply not sent: ${e.message}`)))
+
+/** Metadata of a delivered event, passed to subscription handlers beside the payload. */
+export interface EventInfo {
+  readonly id: string
+  readonly eventName: string
+  readonly time: number
+  readonly sender: Address
+  readonly tenantId: string | undefined
+  readonly principalId: string | undefined
+  readonly correlationId: string
+  /** 1 on first delivery, higher when the broker redelivered it. */
+  readonly deliveryCount: number
+}
+
+/** A subscription handler after type erasure. */
+export type AnySubscriptionHandler = (payload: unknown, info: EventInfo) => Effect.Effect<unknown, unknown>
+
+const base64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString("base64")
+
+/**
+ * Handles one delivered event: decodes it, applies the exact filter, validates the payload, runs the
+ * handler under the concurrency bound with the subscription's retry schedule, and dead-letters it
+ * when every attempt failed. Interruption propagates, so durable bridges redeliver.
+ */
+export const handleEvent = (
+  bridge: BridgeShape,
+  self: Address,
+  subscription: Subscription.Any,
+  handler: AnySubscriptionHandler,
+  permits: Semaphore.Semaphore
+) =>
+(message: IncomingEvent): Effect.Effect<void, BridgeError> =>
+  Effect.gen(function*() {
+    const deadLetter = (
+      env: Envelope.Envelope | undefined,
+      event: unknown,
+      attempts: number,
+      error: string
+    ) => {
+      const letter: Subscription.DeadLetter = {
+        service: self.service,
+        version: self.version,
+        subscription: subscription.name,
+        event: event as Schema.Json,
+        attempts,
+        error
+      }
+      const ctx: MessageContextShape = env === undefined ? { self } : contextOf(env, self)
+      return Effect.andThen(
+        Metric.update(Metric.withAttributes(deadLetters, { service: self.service, subscription: subscription.name }), 1),
+        publishEncoded(bridge, Subscription.DEAD_LETTER, letter).pipe(Effect.provideService(MessageContext, ctx))
+      )
+    }
+    const decoded = Codec.json.decode(message.bytes)
+    if (Result.isFailure(decoded)) {
+      yield* reject("undecodable", self.service, decoded.failure.reason)
+      if (subscription.durable) yield* deadLetter(undefined, { base64: base64(message.bytes) }, 0, decoded.failure.message)
+      return
+    }
+    const env = decoded.success
+    if (env.kind !== "event") {
+      return yield* reject("unexpected", self.service, `${env.kind} ${env.type} on subscription ${subscription.name}`)
+    }
+    const target = {
+      eventName: env.type,
+      sender: env.sender,
+      receiver: env.receiver,
+      principalId: env.principalId,
+      tenantId: env.tenantId,
+      data: env.data
+    }
+    if (!subscription.matcher.matches(target)) return
+    const wire = Envelope.encode(env)
+    const payload = yield* Effect.result(Schema.decodeUnknownEffect(subscription.payloadCodec)(env.data))
+    if (Result.isFailure(payload)) {
+      return yield* deadLetter(env, wire, 0, `payload fails the subscription's schema: ${issueOf(payload.failure)}`)
+    }
+    const info: EventInfo = {
+      id: env.id,
+      eventName: env.type,
+      time: env.time,
+      sender: env.sender,
+      tenantId: env.tenantId,
+      principalId: env.principalId,
+      correlationId: env.correlationId,
+      deliveryCount: message.deliveryCount
+    }
+    let attempts = 0
+    const attempt = Effect.suspend(() => {
+      attempts++
+      return handler(payload.success, info)
+    })
+    const exit = yield* attempt.pipe(
+      Effect.retry(subscription.retry),
+      Effect.provideService(MessageContext, contextOf(env, self)),
+      permits.withPermits(1),
+      Effect.exit
+    )
+    if (Exit.isSuccess(exit)) return
+    if (Cause.hasInterruptsOnly(exit.cause)) return yield* Effect.interrupt
+    const error = Cause.pretty(exit.cause)
+    if (env.type === Subscription.DEAD_LETTER) {
+      return yield* Effect.logError(
+        `herald: ${self.service} subscription ${subscription.name} failed on a dead letter; dropped to avoid a loop`,
+        exit.cause
+      )
+    }
+    yield* Effect.logWarning(
+      `herald: ${self.service} subscription ${subscription.name} gave up on event ${env.id} after ${attempts} attempts`
+    )
+    yield* deadLetter(env, wire, attempts, error)
+  })

@@ -1,0 +1,19 @@
+/**
+ * Herald: typed, schema-validated message-based services on Effect.
+ *
+ * Contracts (`Command`, `Subscription`, `Service`, `Event`) are pure data; `Service.toLayer`
+ * implements a service and `Client.make` calls one, over whichever bridge Layer is provided.
+ */
+export * as Bridge from "./Bridge.ts"
+export * from "./BridgeError.ts"
+export * as Client from "./Client.ts"
+export * as Codec from "./Codec.ts"
+export * as Command from "./Command.ts"
+export * as Envelope from "./Envelope.ts"
+export * as Event from "./Event.ts"
+export * as Filter from "./Filter.ts"
+export * as MemoryBridge from "./bridges/Memory.ts"
+export * from "./MessageContext.ts"
+export * as Runtime from "./Runtime.ts"
+export * as Service from "./Service.ts"
+export * as Subscription from "./Subscription.ts"
