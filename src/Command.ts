@@ -95,7 +95,7 @@ export const make = <
   O extends AnySchema,
   const Errs extends ReadonlyArray<AnyErrorSchema> = readonly [],
   const Idem extends boolean = false
->(name: Name, options: CommandOptions<I, O, Errs, Idem>): Command<Name, I, O, Errs, Idem> => {
+>(name: Name, options: CommandOptions<I, O, Errs, Idem>): Command<Name, I, O, NoInfer<Errs>, NoInfer<Idem>> => {
   checkName("command", name)
   if (!Schema.isSchema(options.input) || !Schema.isSchema(options.output)) {
     throw new DefinitionError(`command ${name}: input and output must be Effect schemas`)
