@@ -124,7 +124,7 @@ const matcher = (m: Exclude<Matcher, Scalar | { readonly exists: boolean }>): Pr
 }
 
 /** Compiles a pattern into a predicate over the (possibly absent, possibly array) target value. */
-export const compilePattern = (pattern: Pattern): Pred => {
+const compilePattern = (pattern: Pattern): Pred => {
   const exact: Array<Scalar> = []
   const others: Array<Pred> = []
   let existsTrue = false
@@ -140,7 +140,7 @@ export const compilePattern = (pattern: Pattern): Pred => {
   if (exact.length > 0) others.unshift(exactly(exact))
   const one = anyOf(others)
   const onScalar: Pred = (v) => isScalar(v) && one(v)
-  if (existsTrue) return (v) => v !== undefined
+  if (existsTrue) return existsFalse ? () => true : (v) => v !== undefined
   return (v) => {
     if (v === undefined) return existsFalse
     if (isList(v)) {
