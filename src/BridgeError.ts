@@ -89,6 +89,25 @@ export class DecodeError extends Schema.TaggedError<DecodeError>()("DecodeError"
 /** The errors any command call can fail with besides the command's declared errors. */
 export type CallError = Timeout | NoResponder | BridgeError | InvalidInput | InvalidOutput | RemoteDefect
 
+const callErrorTags: ReadonlySet<string> = new Set<CallError["_tag"]>([
+  "Timeout",
+  "NoResponder",
+  "BridgeError",
+  "InvalidInput",
+  "InvalidOutput",
+  "RemoteDefect"
+])
+
+/**
+ * Whether an error is one of Herald's `CallError`s rather than a declared command error.
+ *
+ * @example
+ * // a handler calling another service: transport failures become this handler's defect
+ * billing.charge(input).pipe(Effect.catchIf(isCallError, Effect.die))
+ */
+export const isCallError = <E>(error: E): error is Extract<E, CallError> =>
+  typeof error === "object" && error !== null && "_tag" in error && callErrorTags.has(String(error._tag))
+
 /**
  * A contract (service, command, subscription, filter) is malformed.
  *

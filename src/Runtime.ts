@@ -281,10 +281,21 @@ export interface EventInfo {
   readonly correlationId: string
   /** 1 on first delivery, higher when the broker redelivered it. */
   readonly deliveryCount: number
+  /** 1 on the first run of the handler for this delivery, higher on the subscription's retries. */
+  readonly attempt: number
 }
 
 /** A subscription handler after type erasure. */
 export type AnySubscriptionHandler = (payload: unknown, info: EventInfo) => Effect.Effect<unknown, unknown>
+
+/** One line naming the failure of a cause: `Tag: message` for errors, the value itself otherwise. */
+const summary = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.squash(cause)
+  if (error instanceof Error) return `${error.name}: ${error.message}`
+  if (typeof error === "string") return error
+  const json = JSON.stringify(error)
+  return json === undefined ? String(error) : json
+}
 
 const base64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString("base64")
 
@@ -306,7 +317,8 @@ export const handleEvent = (
       env: Envelope.Envelope | undefined,
       event: unknown,
       attempts: number,
-      error: string
+      error: string,
+      cause = error
     ) => {
       const letter: Subscription.DeadLetter = {
         service: self.service,
@@ -314,7 +326,8 @@ export const handleEvent = (
         subscription: subscription.name,
         event: event as Schema.Json,
         attempts,
-        error
+        error,
+        cause
       }
       const ctx: MessageContextShape = env === undefined ? { self } : contextOf(env, self)
       return Effect.andThen(
@@ -354,12 +367,13 @@ export const handleEvent = (
       tenantId: env.tenantId,
       principalId: env.principalId,
       correlationId: env.correlationId,
-      deliveryCount: message.deliveryCount
+      deliveryCount: message.deliveryCount,
+      attempt: 1
     }
     let attempts = 0
     const attempt = Effect.suspend(() => {
       attempts++
-      return handler(payload.success, info)
+      return handler(payload.success, attempts === 1 ? info : { ...info, attempt: attempts })
     })
     const exit = yield* attempt.pipe(
       Effect.retry(subscription.retry),
@@ -369,7 +383,6 @@ export const handleEvent = (
     )
     if (Exit.isSuccess(exit)) return
     if (Cause.hasInterruptsOnly(exit.cause)) return yield* Effect.interrupt
-    const error = Cause.pretty(exit.cause)
     if (env.type === Subscription.DEAD_LETTER) {
       return yield* Effect.logError(
         `herald: ${self.service} subscription ${subscription.name} failed on a dead letter; dropped to avoid a loop`,
@@ -379,5 +392,5 @@ export const handleEvent = (
     yield* Effect.logWarning(
       `herald: ${self.service} subscription ${subscription.name} gave up on event ${env.id} after ${attempts} attempts`
     )
-    yield* deadLetter(env, wire, attempts, error)
+    yield* deadLetter(env, wire, attempts, summary(exit.cause), Cause.pretty(exit.cause))
   })

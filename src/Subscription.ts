@@ -127,8 +127,10 @@ export const DeadLetter = Schema.Struct({
   event: Schema.Json,
   /** Handler attempts made (0 when the payload failed its schema). */
   attempts: Schema.Int,
-  /** The last failure, rendered as text. */
-  error: Schema.String
+  /** The last failure in one line (`Tag: message`). */
+  error: Schema.String,
+  /** The last failure in full, as `Cause.pretty` renders it (stack traces included). */
+  cause: Schema.String
 })
 
 /** The payload of a dead letter, as a type. */

@@ -83,7 +83,7 @@ describe("subscriptions on the memory bridge", () => {
         }
         yield* Event.publish(Event.make("other", Added), { sum: 99 }).pipe(withContext({ tenantId: "t1" }))
         yield* settle
-        assert.deepStrictEqual(yield* Queue.takeAll(got), [{ sum: 11, tenant: "t1" }, { sum: 14, tenant: "t2" }])
+        assert.deepStrictEqual(yield* Queue.clear(got), [{ sum: 11, tenant: "t1" }, { sum: 14, tenant: "t2" }])
       }).pipe(Effect.provide(Live.pipe(Layer.provideMerge(MemoryBridge.layer))))
     }))
 
@@ -282,7 +282,7 @@ describe("subscriptions on the memory bridge", () => {
         assert.strictEqual(yield* Queue.take(got), 1)
         yield* settle
         assert.strictEqual((yield* Metric.value(undecodable)).count, before + 3)
-        const dead = yield* Queue.takeAll(letters)
+        const dead = yield* Queue.clear(letters)
         assert.strictEqual(dead.length, 3)
         assert.deepStrictEqual(dead[0]!.event, { base64: Buffer.from("not json at all").toString("base64") })
       }).pipe(Effect.provide(layers.pipe(Layer.provideMerge(MemoryBridge.layer))))
