@@ -1,6 +1,7 @@
 /** Runs the example shop scenario (examples/) and checks its trace. */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, References } from "effect"
+import { program as quickstart } from "../examples/quickstart.ts"
 import { scenario } from "../examples/scenario.ts"
 import type { Entry } from "../examples/trace.ts"
 
@@ -62,4 +63,9 @@ describe("example shop", () => {
       }
       assert.strictEqual(new Set(services.map((e) => e.correlationId)).size, 5)
     }).pipe(Effect.provideService(References.MinimumLogLevel, "Error")))
+
+  it.effect("the README's quick start runs", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(yield* quickstart, 42)
+    }))
 })
