@@ -33,6 +33,8 @@ export interface IncomingEvent {
 
 /** What a publisher tells the bridge about an event besides its bytes, for broker-side routing. */
 export interface EventRoute {
+  /** The envelope id; brokers with de-duplication use it so a re-published event is stored once. */
+  readonly id: string
   readonly eventName: string
   readonly senderService: string
   readonly tenantId?: string | undefined

@@ -172,7 +172,7 @@ export const publishEncoded = (
     const now = yield* Clock.currentTimeMillis
     const envelope: Envelope.Envelope = { ...outgoing(ctx, newId()), kind: "event", type: eventName, time: now, data }
     yield* bridge.publish(
-      { eventName, senderService: envelope.sender.service, tenantId: envelope.tenantId },
+      { id: envelope.id, eventName, senderService: envelope.sender.service, tenantId: envelope.tenantId },
       Codec.json.encode(envelope)
     )
   })

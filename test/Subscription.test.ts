@@ -274,7 +274,7 @@ describe("subscriptions on the memory bridge", () => {
         const bridge = yield* Bridge.Bridge
         const undecodable = Metric.withAttributes(Runtime.rejectedMessages, { reason: "undecodable", service: "robust" })
         const before = (yield* Metric.value(undecodable)).count
-        const route = { eventName: "added", senderService: "mallory" }
+        const route = { id: "bad", eventName: "added", senderService: "mallory" }
         yield* bridge.publish(route, new TextEncoder().encode("not json at all"))
         yield* bridge.publish(route, new TextEncoder().encode(JSON.stringify({ specversion: "1.0", id: "x" })))
         yield* bridge.publish(route, new Uint8Array([0xc3, 0x28]))

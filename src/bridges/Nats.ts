@@ -1,0 +1,431 @@
+/**
+ * The NATS bridge: commands over core NATS request/reply with queue groups, events over JetStream.
+ *
+ * - Commands: served on `<prefix>.cmd.<service>.<version>.<command>` in the queue group
+ *   `<service>.<version>`; requests reply to one wildcard inbox per bridge; the server's
+ *   no-responders status (503) becomes `NoResponder` at once.
+ * - Events: published to `<prefix>.evt.<tenant>.<sender>.<event-name>` through JetStream (the
+ *   publish succeeds once the stream stored it). Non-durable subscriptions are core NATS
+ *   subscriptions (queue groups for `shared`); durable ones are JetStream pull consumers, acked
+ *   after the handler succeeds and nak'ed when it fails or is interrupted.
+ *
+ * The wire mapping is specified in `docs/nats-wire.md`.
+ */
+import type { ConsumerConfig, ConsumerMessages, JetStreamManager, JsMsg } from "@nats-io/jetstream"
+import { JetStreamApiCodes, jetstreamManager } from "@nats-io/jetstream"
+import type { Authenticator, ConnectionOptions, Msg, NatsConnection, TlsOptions } from "@nats-io/transport-node"
+import { connect, credsAuthenticator, headers, nuid } from "@nats-io/transport-node"
+import type { Context, Fiber, Scope } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Layer, Option, Schedule, Stream } from "effect"
+import { addressKey, Bridge, type BridgeShape, type Health, type SubscriptionSpec } from "../Bridge.ts"
+import { BridgeError, NoResponder } from "../BridgeError.ts"
+import * as Subjects from "../internal/natsSubjects.ts"
+
+/** Options of the NATS bridge. Every option has a default; `NatsBridge.layer()` talks to a local server. */
+export interface NatsBridgeConfig {
+  /** Server URL(s), `host:port` or `nats://host:port`. Default `"127.0.0.1:4222"`. */
+  readonly servers?: string | ReadonlyArray<string> | undefined
+  /** Connection name shown in the server's monitoring. Default `"herald"`. */
+  readonly name?: string | undefined
+  /** Token authentication. */
+  readonly token?: string | undefined
+  /** User name for user/password authentication. */
+  readonly user?: string | undefined
+  /** Password for user/password authentication. */
+  readonly pass?: string | undefined
+  /** A custom authenticator, e.g. `nkeyAuthenticator(seed)` or `jwtAuthenticator(jwt, seed)`. */
+  readonly authenticator?: Authenticator | undefined
+  /** The contents of a NATS `.creds` file (user JWT and nkey seed). */
+  readonly creds?: string | undefined
+  /** TLS options passed to the client as they are (`{}` requires TLS with the system CAs). */
+  readonly tls?: TlsOptions | undefined
+  /**
+   * First tokens of every Herald subject: letters, digits, `_` and `-`, several tokens joined by `.`
+   * allowed (`acme.herald`). Default `"herald"`.
+   */
+  readonly subjectPrefix?: string | undefined
+  /** The JetStream stream holding events. Default derived from the prefix: `herald` → `HERALD_EVENTS`. */
+  readonly streamName?: string | undefined
+  /** Stream limit: events older than this are removed even if unacknowledged. Default: unlimited. */
+  readonly streamMaxAge?: Duration.Input | undefined
+  /** Stream limit: the oldest events are removed past this many bytes. Default: unlimited. */
+  readonly streamMaxBytes?: number | undefined
+  /** Bound of one broker operation: connect, flush, JetStream API call, publish acknowledgement. Default 5 s. */
+  readonly timeout?: Duration.Input | undefined
+  /** First wait before reconnecting; doubles on every failed attempt up to `reconnectMaxWait`. Default 250 ms. */
+  readonly reconnectTimeWait?: Duration.Input | undefined
+  /** Longest wait between reconnection attempts. Default 5 s. */
+  readonly reconnectMaxWait?: Duration.Input | undefined
+  /** Reconnection attempts per server before giving up; `-1` (the default) reconnects forever. */
+  readonly maxReconnectAttempts?: number | undefined
+  /** Durable subscriptions: how long a delivered event may stay unacknowledged before redelivery. Default 30 s. */
+  readonly ackWait?: Duration.Input | undefined
+  /** Durable subscriptions: unacknowledged events in flight per consumer (backpressure). Default 256. */
+  readonly maxAckPending?: number | undefined
+  /** Durable `broadcast` subscriptions: an instance's consumer is deleted after this long without it. Default 10 min. */
+  readonly broadcastInactiveThreshold?: Duration.Input | undefined
+  /** How long closing waits for subscriptions and the connection to drain. Default 5 s. */
+  readonly drainTimeout?: Duration.Input | undefined
+}
+
+const BRIDGE = "nats"
+/** Delay before a failed durable event is redelivered (the runtime has already retried it in-process). */
+const NAK_DELAY_MS = 1000
+/** JetStream API error: a consumer of that name exists with another configuration (servers 2.10+). */
+const CONSUMER_EXISTS = 10148
+
+const millis = (input: Duration.Input | undefined, fallback: Duration.Input): number =>
+  Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback))
+const fail = (reason: string) => new BridgeError({ bridge: BRIDGE, reason })
+const bridgeError = (what: string, e: unknown) => fail(`${what}: ${e instanceof Error ? e.message : String(e)}`)
+const codeOf = (e: unknown): unknown => (e as { readonly code?: unknown } | undefined)?.code
+
+/** Runs a promise-returning broker call as an Effect failing with a `BridgeError` that says what was being done. */
+const attempt = <A>(what: string, thunk: () => Promise<A>): Effect.Effect<A, BridgeError> =>
+  Effect.tryPromise({ try: thunk, catch: (e) => bridgeError(what, e) })
+
+/** Bounds an effect by `ms`, failing with a `BridgeError` on timeout. */
+const within = (what: string, ms: number) => <A>(effect: Effect.Effect<A, BridgeError>) =>
+  Effect.timeoutOrElse(effect, { duration: ms, orElse: () => Effect.fail(fail(`${what}: timed out after ${ms} ms`)) })
+
+/** Runs a cleanup promise, bounded and ignoring failures (the broker may already be gone). */
+const bestEffort = (ms: number, thunk: () => Promise<unknown>): Effect.Effect<void> =>
+  Effect.ignore(Effect.timeoutOption(Effect.tryPromise(thunk), ms))
+
+interface Pending {
+  readonly key: string
+  readonly reply: Deferred.Deferred<Uint8Array, NoResponder | BridgeError>
+}
+
+const connectionOptions = (config: NatsBridgeConfig, timeoutMs: number, connection: () => NatsConnection | undefined) => {
+  const base = millis(config.reconnectTimeWait, "250 millis")
+  const max = millis(config.reconnectMaxWait, "5 seconds")
+  const authenticators: Array<Authenticator> = []
+  if (config.authenticator !== undefined) authenticators.push(config.authenticator)
+  if (config.creds !== undefined) authenticators.push(credsAuthenticator(new TextEncoder().encode(config.creds)))
+  const servers = config.servers ?? "127.0.0.1:4222"
+  const options: ConnectionOptions = {
+    servers: typeof servers === "string" ? servers : [...servers],
+    name: config.name ?? "herald",
+    timeout: timeoutMs,
+    maxReconnectAttempts: config.maxReconnectAttempts ?? -1,
+    // exponential backoff over the failed attempts to the server pool, plus up to 100 ms of jitter
+    reconnectDelayHandler: () => {
+      const failures = (connection()?.getServers() ?? []).map((s) => s.reconnects)
+      const n = failures.length === 0 ? 0 : Math.min(...failures, 16)
+      return Math.min(base * 2 ** n, max) + Math.floor(Math.random() * 100)
+    },
+    ...(config.token !== undefined ? { token: config.token } : {}),
+    ...(config.user !== undefined ? { user: config.user } : {}),
+    ...(config.pass !== undefined ? { pass: config.pass } : {}),
+    ...(authenticators.length > 0 ? { authenticator: authenticators } : {}),
+    ...(config.tls !== undefined ? { tls: config.tls } : {})
+  }
+  return { options, servers: typeof servers === "string" ? servers : servers.join(", ") }
+}
+
+/** Creates the event stream, or checks and updates it when it exists. */
+const ensureStream = (jsm: JetStreamManager, wanted: ReturnType<typeof Subjects.streamConfig>) =>
+  Effect.gen(function*() {
+    const { name } = wanted
+    const existing = yield* Effect.tryPromise({ try: () => jsm.streams.info(name), catch: (e) => e }).pipe(Effect.catch((e) =>
+      codeOf(e) === JetStreamApiCodes.StreamNotFound
+        ? Effect.succeed(undefined)
+        : Effect.fail(bridgeError(`read stream ${name}`, e))
+    ))
+    if (existing === undefined) return yield* attempt(`create stream ${name}`, () => jsm.streams.add(wanted))
+    const cfg = existing.config
+    if (cfg.retention !== wanted.retention) {
+      return yield* fail(
+        `stream ${name} exists with ${cfg.retention} retention; Herald needs interest retention (choose another streamName)`
+      )
+    }
+    const subject = wanted.subjects[0]!
+    if (!cfg.subjects.includes(subject) || cfg.max_age !== wanted.max_age || cfg.max_bytes !== wanted.max_bytes) {
+      const subjects = cfg.subjects.includes(subject) ? cfg.subjects : [...cfg.subjects, subject]
+      return yield* attempt(`update stream ${name}`, () =>
+        jsm.streams.update(name, { subjects, max_age: wanted.max_age, max_bytes: wanted.max_bytes }))
+    }
+    return existing
+  })
+
+/** Builds a NATS bridge that lives as long as the current scope. */
+export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, BridgeError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const prefix = config.subjectPrefix ?? "herald"
+    if (!Subjects.isTokens(prefix)) {
+      return yield* fail(`subjectPrefix ${JSON.stringify(prefix)} is not NATS tokens ([A-Za-z0-9_-] joined by '.')`)
+    }
+    const streamName = config.streamName ?? Subjects.streamNameOf(prefix)
+    if (!Subjects.isToken(streamName)) return yield* fail(`streamName ${JSON.stringify(streamName)} may only hold [A-Za-z0-9_-]`)
+    const timeoutMs = millis(config.timeout, "5 seconds")
+    const drainMs = millis(config.drainTimeout, "5 seconds")
+    const graceMs = millis(config.reconnectMaxWait, "5 seconds") + 1000
+
+    let conn: NatsConnection | undefined
+    const { options, servers } = connectionOptions(config, timeoutMs, () => conn)
+    const nc = yield* Effect.acquireRelease(
+      Effect.suspend(() => {
+        const connecting = connect(options)
+        return Effect.tryPromise({ try: () => connecting, catch: (e) => bridgeError(`cannot connect to ${servers}`, e) }).pipe(
+          Effect.timeoutOrElse({
+            duration: timeoutMs + 1000,
+            orElse: () =>
+              Effect.andThen(
+                Effect.sync(() => void connecting.then((late) => late.close(), () => undefined)),
+                Effect.fail(fail(`cannot connect to ${servers}: timed out`))
+              )
+          })
+        )
+      }),
+      (nc) => Effect.andThen(bestEffort(drainMs, () => nc.drain()), bestEffort(drainMs, () => nc.close()))
+    )
+    conn = nc
+
+    const pending = new Map<string, Pending>()
+    const failPending = (reason: string) => {
+      for (const p of pending.values()) Deferred.doneUnsafe(p.reply, Exit.fail(fail(`request ${p.key}: ${reason}`)))
+    }
+    // nats.js drops what is published while disconnected, so sends wait for this gate (open while connected)
+    let health: Health = "connected"
+    let gate = Deferred.makeUnsafe<void>()
+    Deferred.doneUnsafe(gate, Exit.void)
+    let reconnectedAt = Number.NEGATIVE_INFINITY
+    yield* Stream.fromAsyncIterable(nc.status(), (e) => e).pipe(
+      Stream.runForEach((status) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          if (status.type === "disconnect" || status.type === "reconnecting" || status.type === "staleConnection") {
+            health = "reconnecting"
+            if (Deferred.isDoneUnsafe(gate)) gate = Deferred.makeUnsafe<void>()
+          } else if (status.type === "reconnect" || status.type === "close") {
+            health = status.type === "close" ? "closed" : "connected"
+            reconnectedAt = now
+            Deferred.doneUnsafe(gate, Exit.void)
+            if (status.type === "close") failPending("the connection closed")
+          }
+        })
+      ),
+      Effect.ignore,
+      Effect.forkScoped
+    )
+    /** Waits until the connection is up; fails when it is closed for good. */
+    const connected = (what: string) =>
+      Effect.andThen(
+        Effect.suspend(() => Deferred.await(gate)),
+        Effect.suspend(() => (nc.isClosed() ? Effect.fail(fail(`${what}: the connection is closed`)) : Effect.void))
+      )
+    const flush = (what: string) => attempt(what, () => nc.flush()).pipe(within(what, timeoutMs))
+    const runner = Effect.map(Effect.context<never>(), (ctx: Context.Context<never>): Run => Effect.runForkWith(ctx))
+    /**
+     * A core NATS subscription owned by the current scope (drained, bounded, then unsubscribed when it
+     * closes); each message goes to `onMessage` with a runner for the context of the subscriber.
+     */
+    const subscribeCore = (what: string, subject: string, queue: string | undefined, onMessage: (msg: Msg, run: Run) => void) =>
+      Effect.flatMap(runner, (run) =>
+        Effect.acquireRelease(
+          Effect.try({
+            try: () =>
+              nc.subscribe(subject, {
+                ...(queue === undefined ? {} : { queue }),
+                callback: (err, msg) =>
+                  err === null ? onMessage(msg, run) : void run(Effect.logWarning(`herald: nats ${what}: ${err.message}`))
+              }),
+            catch: (e) => bridgeError(what, e)
+          }),
+          (sub) => Effect.andThen(bestEffort(drainMs, () => sub.drain()), Effect.ignore(Effect.try(() => sub.unsubscribe())))
+        ))
+
+    const jsm = yield* attempt("JetStream is not available", () => jetstreamManager(nc, { timeout: timeoutMs }))
+    const js = jsm.jetstream()
+    yield* ensureStream(jsm, Subjects.streamConfig(streamName, prefix, millis(config.streamMaxAge, 0), config.streamMaxBytes ?? -1))
+    const consumerSettings: Subjects.ConsumerSettings = {
+      ackWaitMs: millis(config.ackWait, "30 seconds"),
+      maxAckPending: config.maxAckPending ?? 256,
+      inactiveMs: millis(config.broadcastInactiveThreshold, "10 minutes"),
+      multiFilter: Subjects.supportsFilterSubjects(nc.info?.version)
+    }
+
+    // one wildcard inbox for every request of this bridge: `<inbox>.<n>` answers pending request n
+    const inbox = Subjects.inboxOf(prefix, nuid.next())
+    let seq = 0
+    yield* Effect.addFinalizer(() => Effect.sync(() => failPending("the bridge closed")))
+    yield* subscribeCore("subscribe the reply inbox", `${inbox}.*`, undefined, (msg) => {
+      const entry = pending.get(msg.subject.slice(inbox.length + 1))
+      if (entry === undefined) return
+      const noResponders = msg.headers?.code === 503 && msg.data.length === 0
+      Deferred.doneUnsafe(entry.reply, noResponders ? Exit.fail(new NoResponder({ address: entry.key })) : Exit.succeed(msg.data))
+    })
+    yield* flush("subscribe the reply inbox")
+
+    /** Creates the durable consumer, or updates it when it exists with another configuration. */
+    const ensureConsumer = (name: string, cfg: Partial<ConsumerConfig>) =>
+      Effect.tryPromise({ try: () => jsm.consumers.add(streamName, cfg), catch: (e) => e }).pipe(
+        Effect.catch((e) =>
+          codeOf(e) === CONSUMER_EXISTS
+            ? attempt(`update consumer ${name}`, () => jsm.consumers.update(streamName, name, cfg))
+            : Effect.fail(bridgeError(`create consumer ${name}`, e))
+        ),
+        within(`create consumer ${name}`, timeoutMs),
+        Effect.asVoid
+      )
+
+    const consumeDurable = (spec: SubscriptionSpec, subjects: ReadonlyArray<string>, handler: EventHandler) =>
+      Effect.gen(function*() {
+        const name = Subjects.consumerName(spec)
+        const cfg = Subjects.consumerConfig(spec, subjects, consumerSettings)
+        yield* ensureConsumer(name, cfg)
+        // a broadcast consumer belongs to this instance alone: remove it when the instance leaves
+        if (spec.delivery === "broadcast") {
+          yield* Effect.addFinalizer(() => bestEffort(drainMs, () => jsm.consumers.delete(streamName, name)))
+        }
+        const run = yield* runner
+        // while a handler runs, tell the server it is still working so ack_wait does not redeliver it
+        const every = Math.max(consumerSettings.ackWaitMs / 3, 100)
+        const heartbeat = (m: JsMsg) =>
+          Effect.forever(Effect.andThen(Effect.sleep(every), Effect.ignore(Effect.try(() => m.working()))))
+        const settle = (m: JsMsg, exit: Exit.Exit<void, BridgeError>) => {
+          try {
+            if (Exit.isSuccess(exit)) m.ack()
+            else m.nak(Cause.hasInterruptsOnly(exit.cause) ? undefined : NAK_DELAY_MS)
+          } catch {
+            // the connection is closed: the server redelivers after ack_wait
+          }
+        }
+        let stopped = false
+        const start = Effect.flatMap(
+          attempt(`open consumer ${name}`, () => js.consumers.get(streamName, name)),
+          (consumer) =>
+            attempt(`consume ${name}`, () =>
+              consumer.consume({
+                max_messages: Math.min(consumerSettings.maxAckPending, 100),
+                callback: (m) => {
+                  if (stopped) return settle(m, Exit.interrupt())
+                  const handle = handler({ bytes: m.data, deliveryCount: m.info.deliveryCount })
+                  run(Effect.andThen(Effect.forkChild(heartbeat(m)), handle)).addObserver((exit) => settle(m, exit))
+                }
+              }))
+        )
+        let current = yield* start
+        yield* Effect.addFinalizer(() =>
+          Effect.andThen(Effect.sync(() => (stopped = true)), bestEffort(drainMs, () => current.close()))
+        )
+        // when the consumer disappears (deleted by an operator, idle past its threshold), recreate it and
+        // consume again: the running pull would otherwise only notice after missed heartbeats
+        const watch = (messages: ConsumerMessages): Effect.Effect<void, BridgeError> =>
+          Stream.fromAsyncIterable(messages.status(), (e) => e).pipe(
+            Stream.filter((n) => n.type === "consumer_not_found" || n.type === "consumer_deleted"),
+            Stream.runHead,
+            Effect.map(Option.isSome),
+            Effect.orElseSucceed(() => false),
+            Effect.flatMap((lost) =>
+              lost
+                ? Effect.andThen(ensureConsumer(name, cfg), start).pipe(
+                  Effect.retry(Schedule.spaced("1 second")),
+                  Effect.tap((next) =>
+                    Effect.andThen(Effect.sync(() => (current = next)), bestEffort(drainMs, () => messages.close()))
+                  ),
+                  Effect.flatMap(watch)
+                )
+                : Effect.void
+            )
+          )
+        yield* Effect.forkScoped(Effect.ignore(watch(current)))
+      })
+
+    const bridge: BridgeShape = {
+      name: BRIDGE,
+      capabilities: { durable: true, persistent: true },
+      health: Effect.sync(() => (nc.isClosed() ? "closed" : health)),
+      pendingRequests: Effect.sync(() => pending.size),
+
+      publish: (route, bytes) =>
+        Effect.suspend(() => {
+          const subject = Subjects.eventSubject(prefix, route)
+          const what = `publish ${route.eventName}`
+          if (subject === undefined) return Effect.fail(fail(`${what}: the event name and sender service must be NATS tokens`))
+          const h = headers()
+          h.set("Content-Type", "application/cloudevents+json")
+          // retries (JetStream not ready yet, e.g. just after a server restart) reuse the id: stored once
+          const msgID = route.id
+          const store = Effect.tryPromise({
+            try: () => js.publish(subject, bytes, { msgID, headers: h, timeout: timeoutMs }),
+            catch: (e) => e
+          }).pipe(
+            Effect.retry({
+              schedule: Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 4 })),
+              while: (e) => e instanceof Error && e.name === "JetStreamNotEnabled"
+            }),
+            Effect.mapError((e) => bridgeError(what, e))
+          )
+          return Effect.asVoid(Effect.andThen(connected(what).pipe(within(what, timeoutMs)), store))
+        }),
+
+      serve: (address, handler) =>
+        Effect.gen(function*() {
+          const key = addressKey(address)
+          if (!Subjects.isValidAddress(address)) return yield* fail(`serve ${key}: not a valid NATS address`)
+          const reply = (to: string | undefined) => (bytes: Uint8Array) =>
+            to === undefined ? Effect.void : connected(`reply ${key}`).pipe(
+              within(`reply ${key}`, timeoutMs),
+              Effect.andThen(Effect.try({ try: () => nc.publish(to, bytes), catch: (e) => bridgeError(`reply ${key}`, e) }))
+            )
+          const subject = Subjects.commandSubject(prefix, address)
+          yield* subscribeCore(`serve ${key}`, subject, Subjects.commandQueue(address), (msg, run) =>
+            void run(handler({ bytes: msg.data, reply: reply(msg.reply) })))
+          yield* flush(`serve ${key}`)
+        }),
+
+      request: (address, bytes) =>
+        Effect.suspend(() => {
+          const key = addressKey(address)
+          if (!Subjects.isValidAddress(address)) return Effect.fail(fail(`request ${key}: not a valid NATS address`))
+          if (nc.isClosed()) return Effect.fail(fail(`request ${key}: the connection is closed`))
+          const once = Effect.acquireUseRelease(
+            Effect.sync(() => {
+              const id = String(++seq)
+              const entry: Pending = { key, reply: Deferred.makeUnsafe() }
+              pending.set(id, entry)
+              return { id, entry }
+            }),
+            ({ entry, id }) =>
+              connected(`request ${key}`).pipe(
+                Effect.andThen(Effect.try({
+                  try: () => nc.publish(Subjects.commandSubject(prefix, address), bytes, { reply: `${inbox}.${id}` }),
+                  catch: (e) => bridgeError(`request ${key}`, e)
+                })),
+                Effect.andThen(Deferred.await(entry.reply))
+              ),
+            ({ id }) => Effect.sync(() => pending.delete(id))
+          )
+          // right after a reconnection the servers of the address may not have re-subscribed yet:
+          // a NoResponder then is retried (until the caller's deadline interrupts) instead of final
+          return Effect.retry(once, {
+            schedule: Schedule.spaced("100 millis"),
+            while: (e) =>
+              e._tag === "NoResponder"
+                ? Effect.map(Clock.currentTimeMillis, (now) => now - reconnectedAt < graceMs)
+                : Effect.succeed(false)
+          })
+        }),
+
+      subscribe: (spec, handler) =>
+        Effect.gen(function*() {
+          const subjects = Subjects.filterSubjects(prefix, spec)
+          const what = `subscribe ${spec.service}/${spec.version}/${spec.subscription}`
+          if (subjects.length === 0) return yield* Effect.logDebug(`herald: nats ${what}: no event name can match`)
+          if (spec.durable) return yield* consumeDurable(spec, subjects, handler)
+          const queue = spec.delivery === "shared" ? Subjects.eventQueue(spec) : undefined
+          for (const subject of subjects) {
+            yield* subscribeCore(what, subject, queue, (msg, run) => void run(handler({ bytes: msg.data, deliveryCount: 1 })))
+          }
+          yield* flush(what)
+        })
+    }
+    return bridge
+  })
+
+type EventHandler = Parameters<BridgeShape["subscribe"]>[1]
+type Run = <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
+
+/** The NATS bridge as a Layer: connects when built, drains and closes when released. */
+export const layer = (config?: NatsBridgeConfig): Layer.Layer<Bridge, BridgeError, never> => Layer.effect(Bridge, make(config))

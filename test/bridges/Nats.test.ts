@@ -1,0 +1,556 @@
+/**
+ * NATS-specific tests of the NATS bridge, against a real nats-server with JetStream on 127.0.0.1:4222.
+ * The behavioural conformance suite (BridgeSuite) runs separately; this file covers durability,
+ * wire interop with a plain NATS client, bad input on the wire, and a server restart.
+ */
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import { jetstreamManager } from "@nats-io/jetstream"
+import { connect, type NatsConnection } from "@nats-io/transport-node"
+import { Cause, Clock, type Context, Effect, Exit, Fiber, FiberSet, Layer, Metric, Option, Queue, Ref, Schedule, Scope } from "effect"
+import { execFileSync } from "node:child_process"
+import { readdirSync, readFileSync, readlinkSync } from "node:fs"
+import { createConnection } from "node:net"
+import * as fc from "fast-check"
+import * as NatsBridge from "../../src/bridges/Nats.ts"
+import * as Subjects from "../../src/internal/natsSubjects.ts"
+import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
+import { Bridge, Client, Event, Runtime, Service, Subscription, withContext } from "../../src/index.ts"
+import { Added, Calculator, CalculatorLive } from "../fixtures.ts"
+
+const SERVER = "127.0.0.1:4222"
+/** A fresh subject prefix (and so a fresh stream) per run, so leftovers of other runs never interfere. */
+const prefix = `ht${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`
+const streamName = `${prefix.toUpperCase()}_EVENTS`
+const natsLayer = () => NatsBridge.layer({ subjectPrefix: prefix })
+
+afterAll(async () => {
+  const nc = await connect({ servers: SERVER })
+  const jsm = await jetstreamManager(nc)
+  await jsm.streams.delete(streamName).catch(() => false)
+  await nc.close()
+})
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+const json = (data: Uint8Array): Record<string, unknown> => JSON.parse(decoder.decode(data)) as Record<string, unknown>
+
+/** A plain NATS connection, as a program without Herald would use. */
+const rawClient = Effect.acquireRelease(
+  Effect.promise(() => connect({ servers: SERVER })),
+  (nc) => Effect.promise(() => nc.close())
+)
+
+/** Takes `n` items from a queue, failing the test after `ms`. */
+const takeN = <A>(queue: Queue.Queue<A>, n: number, ms = 10_000) =>
+  Effect.suspend(() => {
+    const out: Array<A> = []
+    return Effect.whileLoop({
+      while: () => out.length < n,
+      body: () => Queue.take(queue),
+      step: (a) => void out.push(a)
+    }).pipe(
+      Effect.as(out),
+      Effect.timeoutOrElse({ duration: ms, orElse: () => Effect.die(new Error(`got ${out.length} of ${n} items in ${ms} ms`)) })
+    )
+  })
+
+/** Polls `check` until it returns true, failing the test after `ms`. */
+const eventually = <E, R>(what: string, check: Effect.Effect<boolean, E, R>, ms = 10_000) =>
+  check.pipe(
+    Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (ok) => ok }),
+    Effect.timeoutOrElse({ duration: ms, orElse: () => Effect.die(new Error(`${what}: not true within ${ms} ms`)) }),
+    Effect.asVoid
+  )
+
+/** `ok`, the tag of the typed error a call failed with, or `defect`. */
+const outcomeOf = (exit: Exit.Exit<unknown, { readonly _tag: string }>): string =>
+  Exit.isSuccess(exit)
+    ? "ok"
+    : Option.match(Cause.findErrorOption(exit.cause), { onNone: () => "defect", onSome: (e) => e._tag })
+
+const consumerInfo = (nc: NatsConnection, consumer: string) =>
+  Effect.promise(async () => (await jetstreamManager(nc)).consumers.info(streamName, consumer))
+
+/** Waits until a durable consumer has nothing pending and nothing unacknowledged. */
+const allAcked = (nc: NatsConnection, consumer: string) =>
+  eventually(
+    `consumer ${consumer} acked everything`,
+    Effect.map(consumerInfo(nc, consumer), (info) => info.num_ack_pending === 0 && info.num_pending === 0)
+  )
+
+const eventSub = (name: string, eventName: string, options: Partial<Subscription.SubscriptionOptions<typeof Added>> = {}) =>
+  Subscription.make(name, { filter: { eventName }, payload: Added, delivery: "shared", ...options })
+
+/** A CloudEvents command or event written by hand, as `docs/nats-wire.md` describes it. */
+const handWritten = (fields: Record<string, unknown>) =>
+  encoder.encode(JSON.stringify({
+    specversion: "1.0",
+    id: crypto.randomUUID(),
+    source: "raw-client",
+    time: new Date().toISOString(),
+    datacontenttype: "application/json",
+    correlationid: "raw-correlation",
+    senderservice: "raw",
+    senderversion: "0",
+    ...fields
+  }))
+
+// ---------------------------------------------------------------------------------------------
+// stopping and starting the local nats-server, exactly as it was started
+// ---------------------------------------------------------------------------------------------
+
+interface ServerProcess {
+  readonly exe: string
+  readonly args: ReadonlyArray<string>
+}
+
+/** The running nats-server's executable and arguments, read from /proc, or undefined when there is none. */
+function findServer(): ServerProcess | undefined {
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const exe = readlinkSync(`/proc/${pid}/exe`)
+      if (!exe.endsWith("/nats-server")) continue
+      const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((a) => a !== "").slice(1)
+      const port = args.findIndex((a) => a === "-p" || a === "--port")
+      if (port >= 0 && args[port + 1] !== "4222") continue
+      return { exe, args }
+    } catch {
+      // the process ended or is not ours to read
+    }
+  }
+  return undefined
+}
+/** The server to stop and start: the running one, or the standard Debian install started as documented. */
+const natsServer: ServerProcess = findServer() ?? {
+  exe: "/usr/sbin/nats-server",
+  args: ["-a", "127.0.0.1", "-p", "4222", "-js", "-sd", "/var/lib/nats-server", "-l", "/var/log/nats-server.log"]
+}
+
+const portOpen = () =>
+  new Promise<boolean>((resolve) => {
+    const socket = createConnection({ host: "127.0.0.1", port: 4222 })
+    socket.once("connect", () => (socket.destroy(), resolve(true)))
+    socket.once("error", () => (socket.destroy(), resolve(false)))
+  })
+
+const waitPort = async (open: boolean) => {
+  for (let i = 0; i < 200; i++) {
+    if ((await portOpen()) === open) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`port 4222 did not become ${open ? "open" : "closed"}`)
+}
+
+async function stopServer(server: ServerProcess) {
+  execFileSync("start-stop-daemon", ["--stop", "--oknodo", "--retry", "5", "--exec", server.exe])
+  await waitPort(false)
+}
+
+async function startServer(server: ServerProcess) {
+  if (await portOpen()) return
+  execFileSync("start-stop-daemon", ["--start", "--oknodo", "--background", "--exec", server.exe, "--", ...server.args])
+  await waitPort(true)
+}
+
+describe("NatsBridge", () => {
+  it.live("rejects a bad prefix and an unreachable server at build, without hanging", () =>
+    Effect.gen(function*() {
+      const bad = yield* Effect.flip(Layer.build(NatsBridge.layer({ subjectPrefix: "bad prefix" })))
+      assert.match(bad.message, /subjectPrefix/)
+      const start = yield* Clock.currentTimeMillis
+      const down = yield* Effect.flip(Layer.build(NatsBridge.layer({ servers: "127.0.0.1:1", timeout: "1 second" })))
+      assert.strictEqual(down._tag, "BridgeError")
+      assert.match(down.message, /cannot connect to 127\.0\.0\.1:1/)
+      assert.isBelow((yield* Clock.currentTimeMillis) - start, 2_500)
+    }))
+
+  it.live("smoke: a call, a declared error, NoResponder at once, shared and broadcast events", () =>
+    Effect.gen(function*() {
+      const Ping = Event.make("smoke.ping", Added)
+      const Sink = Service.make("smoke-sink", "1", {
+        subscriptions: [eventSub("one-each", "smoke.ping"), eventSub("all-each", "smoke.ping", { delivery: "broadcast" })]
+      })
+      const shared = yield* Queue.unbounded<{ instance: number; sum: number }>()
+      const broadcast = yield* Queue.unbounded<{ instance: number; sum: number }>()
+      const sink = (instance: number) =>
+        Service.toLayer(Sink, {
+          "one-each": (p) => Queue.offer(shared, { instance, sum: p.sum }),
+          "all-each": (p) => Queue.offer(broadcast, { instance, sum: p.sum })
+        })
+      const services = Layer.mergeAll(CalculatorLive(), sink(0), sink(1))
+      yield* Effect.gen(function*() {
+        const bridge = yield* Bridge.Bridge
+        assert.strictEqual(yield* bridge.health, "connected")
+        assert.deepStrictEqual(bridge.capabilities, { durable: true, persistent: true })
+
+        const calc = yield* Client.make(Calculator, { timeout: "5 seconds" })
+        assert.deepStrictEqual(yield* calc.add({ a: 1, b: 2 }), { sum: 3 })
+        const declared = yield* Effect.flip(calc.add({ a: 1000, b: 1 }))
+        assert.strictEqual(declared._tag, "Overflow")
+
+        const Nobody = Service.make("nobody", "1", { commands: [Calculator.commands[0]] })
+        const nobody = yield* Client.make(Nobody, { timeout: "10 seconds" })
+        const start = yield* Clock.currentTimeMillis
+        const missing = yield* Effect.flip(nobody.add({ a: 1, b: 2 }))
+        assert.strictEqual(missing._tag, "NoResponder")
+        assert.isBelow((yield* Clock.currentTimeMillis) - start, 1_000, "NoResponder must not wait for the timeout")
+        assert.strictEqual(yield* bridge.pendingRequests, 0)
+
+        for (const sum of [1, 2, 3, 4]) yield* Event.publish(Ping, { sum })
+        const once = yield* takeN(shared, 4)
+        assert.deepStrictEqual(once.map((d) => d.sum).sort(), [1, 2, 3, 4])
+        const everywhere = yield* takeN(broadcast, 8)
+        for (const sum of [1, 2, 3, 4]) {
+          const copies = everywhere.filter((d) => d.sum === sum).map((d) => d.instance).sort()
+          assert.deepStrictEqual(copies, [0, 1], `broadcast event ${sum} reaches every instance once`)
+        }
+        yield* Effect.sleep("300 millis")
+        assert.strictEqual(yield* Queue.size(shared), 0, "a shared event reaches one instance only")
+        assert.strictEqual(yield* Queue.size(broadcast), 0)
+      }).pipe(Effect.provide(services.pipe(Layer.provideMerge(natsLayer()))))
+    }))
+
+  it.live("a durable subscription gets the events published while its service was down, and acks them", () =>
+    Effect.gen(function*() {
+      const Tick = Event.make("durable.tick", Added)
+      const Keeper = Service.make("keeper", "1", { subscriptions: [eventSub("ticks", "durable.tick", { durable: true })] })
+      const got = yield* Queue.unbounded<number>()
+      const publisher = yield* Layer.build(natsLayer())
+      const publish = (sum: number) => Event.publish(Tick, { sum }).pipe(Effect.provide(publisher))
+      // each start is a new process as far as NATS knows: its own bridge, its own connection
+      const start = Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        yield* Layer.buildWithScope(
+          Service.toLayer(Keeper, { ticks: (p) => Queue.offer(got, p.sum) }).pipe(Layer.provide(natsLayer())),
+          scope
+        )
+        return scope
+      })
+
+      const first = yield* start
+      yield* publish(0)
+      assert.deepStrictEqual(yield* takeN(got, 1), [0])
+      yield* Scope.close(first, Exit.void)
+
+      for (const sum of [1, 2, 3, 4, 5]) yield* publish(sum)
+      yield* Effect.sleep("200 millis")
+      assert.strictEqual(yield* Queue.size(got), 0, "nobody is subscribed")
+
+      const second = yield* start
+      const redelivered = yield* takeN(got, 5)
+      assert.deepStrictEqual([...new Set(redelivered)].sort(), [1, 2, 3, 4, 5])
+      const nc = yield* rawClient
+      yield* allAcked(nc, "keeper_1_ticks")
+      assert.strictEqual((yield* consumerInfo(nc, "keeper_1_ticks")).num_redelivered, 0)
+      yield* Scope.close(second, Exit.void)
+    }))
+
+  it.live("a durable event whose handler is interrupted at shutdown is redelivered", () =>
+    Effect.gen(function*() {
+      const Slow = Service.make("slow", "1", { subscriptions: [eventSub("work", "slow.job", { durable: true })] })
+      const started = yield* Queue.unbounded<void>()
+      const got = yield* Queue.unbounded<{ sum: number; deliveryCount: number }>()
+      const scope = yield* Scope.make()
+      yield* Layer.buildWithScope(
+        Service.toLayer(Slow, { work: () => Effect.andThen(Queue.offer(started, undefined), Effect.never) }, {
+          drainTimeout: "100 millis"
+        }).pipe(Layer.provide(natsLayer())),
+        scope
+      )
+      const publisher = yield* Layer.build(natsLayer())
+      yield* Event.publish(Event.make("slow.job", Added), { sum: 5 }).pipe(Effect.provide(publisher))
+      yield* takeN(started, 1)
+      yield* Scope.close(scope, Exit.void)
+      yield* Layer.build(
+        Service.toLayer(Slow, { work: (p, info) => Queue.offer(got, { sum: p.sum, deliveryCount: info.deliveryCount }) })
+          .pipe(Layer.provide(natsLayer()))
+      )
+      const [again] = yield* takeN(got, 1)
+      assert.strictEqual(again!.sum, 5)
+      // nats-server 2.9 reports a message nak'ed after its consumer's pull ended as a first delivery;
+      // newer servers count it (2)
+      assert.isAtLeast(again!.deliveryCount, 1)
+      yield* allAcked(yield* rawClient, "slow_1_work")
+    }))
+
+  it.live("interop: a plain NATS client invokes a command and reads the event it emits", () =>
+    Effect.gen(function*() {
+      const nc = yield* rawClient
+      const events = nc.subscribe(`${prefix}.evt.acme_002Eeu.calculator.added`, { max: 1 })
+      yield* Effect.promise(() => nc.flush())
+      const command = handWritten({
+        id: "raw-call-1",
+        type: "add",
+        heraldkind: "command",
+        tenantid: "acme.eu",
+        receiverservice: "calculator",
+        receiverversion: "1",
+        expirytime: new Date(Date.now() + 5_000).toISOString(),
+        data: { a: 2, b: 3 }
+      })
+      const answer = yield* Effect.promise(() => nc.request(`${prefix}.cmd.calculator.1.add`, command, { timeout: 5_000 }))
+      const reply = json(answer.data)
+      assert.strictEqual(reply.specversion, "1.0")
+      assert.strictEqual(reply.heraldkind, "reply")
+      assert.strictEqual(reply.heraldstatus, "ok")
+      assert.strictEqual(reply.type, "add")
+      assert.strictEqual(reply.causationid, "raw-call-1")
+      assert.strictEqual(reply.correlationid, "raw-correlation")
+      assert.strictEqual(reply.tenantid, "acme.eu")
+      assert.strictEqual(reply.receiverservice, "raw")
+      assert.deepStrictEqual(reply.data, { sum: 5 })
+
+      const emitted = yield* Effect.promise(async () => {
+        for await (const m of events) return m
+        throw new Error("no event")
+      }).pipe(Effect.timeout("5 seconds"))
+      const event = json(emitted.data)
+      assert.strictEqual(event.heraldkind, "event")
+      assert.strictEqual(event.type, "added")
+      assert.strictEqual(event.senderservice, "calculator")
+      assert.strictEqual(event.tenantid, "acme.eu")
+      assert.strictEqual(event.causationid, "raw-call-1")
+      assert.deepStrictEqual(event.data, { sum: 5 })
+      assert.strictEqual(emitted.headers?.get("Nats-Msg-Id"), event.id)
+    }).pipe(Effect.provide(CalculatorLive().pipe(Layer.provideMerge(natsLayer())))))
+
+  it.live("bad bytes on an event subject are dead-lettered and counted; the durable consumer goes on", () =>
+    Effect.gen(function*() {
+      const Robust = Service.make("robust", "1", { subscriptions: [eventSub("wire", "wire.check", { durable: true })] })
+      const Dlq = Service.make("dlq", "1", {
+        subscriptions: [Subscription.make("letters", {
+          filter: { eventName: Subscription.DEAD_LETTER },
+          payload: Subscription.DeadLetter,
+          delivery: "shared"
+        })]
+      })
+      const got = yield* Queue.unbounded<number>()
+      const letters = yield* Queue.unbounded<Subscription.DeadLetter>()
+      const services = Layer.mergeAll(
+        Service.toLayer(Robust, { wire: (p) => Queue.offer(got, p.sum) }),
+        Service.toLayer(Dlq, { letters: (letter) => letter.service === "robust" ? Queue.offer(letters, letter) : Effect.void })
+      )
+      yield* Effect.gen(function*() {
+        const undecodable = Metric.withAttributes(Runtime.rejectedMessages, { reason: "undecodable", service: "robust" })
+        const before = (yield* Metric.value(undecodable)).count
+        const nc = yield* rawClient
+        const subject = `${prefix}.evt._.mallory.wire.check`
+        nc.publish(subject, encoder.encode("not json at all"))
+        nc.publish(subject, encoder.encode(JSON.stringify({ specversion: "1.0", id: "x" })))
+        nc.publish(subject, handWritten({ type: "wire.check", heraldkind: "event", data: { sum: "seven" } }))
+        nc.publish(subject, handWritten({ type: "wire.check", heraldkind: "event", data: { sum: 42 } }))
+        yield* Effect.promise(() => nc.flush())
+
+        assert.deepStrictEqual(yield* takeN(got, 1), [42])
+        const dead = yield* takeN(letters, 3)
+        assert.deepInclude(dead.map((d) => d.event), { base64: Buffer.from("not json at all").toString("base64") })
+        const schemaFailure = dead.find((d) => /payload fails the subscription's schema/.test(d.error))
+        assert.isDefined(schemaFailure)
+        assert.strictEqual(schemaFailure!.attempts, 0)
+        assert.strictEqual((yield* Metric.value(undecodable)).count, before + 2)
+        yield* allAcked(nc, "robust_1_wire")
+        assert.strictEqual(yield* Queue.size(got), 0)
+      }).pipe(Effect.provide(services.pipe(Layer.provideMerge(natsLayer()))))
+    }))
+
+  it.live("tenant and event-name pre-filters route exactly the matching events, durable or not", () =>
+    Effect.gen(function*() {
+      const filter = { eventName: ["route.one", "route.two.deep"], tenantId: ["t.1", "t2"] }
+      const Router = Service.make("router", "1", {
+        subscriptions: [
+          Subscription.make("kept", { filter, payload: Added, delivery: "shared", durable: true }),
+          Subscription.make("live", { filter, payload: Added, delivery: "broadcast" })
+        ]
+      })
+      const kept = yield* Queue.unbounded<number>()
+      const live = yield* Queue.unbounded<number>()
+      const Live = Service.toLayer(Router, { kept: (p) => Queue.offer(kept, p.sum), live: (p) => Queue.offer(live, p.sum) })
+      yield* Effect.gen(function*() {
+        const cases: Array<[string, string | undefined, number]> = [
+          ["route.one", "t.1", 1],
+          ["route.two.deep", "t2", 2],
+          ["route.one", undefined, -1],
+          ["route.three", "t2", -2],
+          ["route.one", "t3", -3],
+          ["route.two", "t.1", -4],
+          ["route.two.deep", "t.1", 3]
+        ]
+        for (const [name, tenantId, sum] of cases) {
+          yield* Event.publish(Event.make(name, Added), { sum }).pipe(withContext({ tenantId }))
+        }
+        assert.deepStrictEqual((yield* takeN(kept, 3)).sort(), [1, 2, 3])
+        assert.deepStrictEqual((yield* takeN(live, 3)).sort(), [1, 2, 3])
+        yield* Effect.sleep("300 millis")
+        assert.strictEqual(yield* Queue.size(kept), 0)
+        assert.strictEqual(yield* Queue.size(live), 0)
+        const nc = yield* rawClient
+        const config = (yield* consumerInfo(nc, "router_1_kept")).config
+        const filters = config.filter_subjects ?? [config.filter_subject]
+        for (const f of filters) assert.include(f, `${prefix}.evt.`)
+      }).pipe(Effect.provide(Live.pipe(Layer.provideMerge(natsLayer()))))
+    }))
+
+  it.live("a durable broadcast subscription has one consumer per instance, removed when the instance stops", () =>
+    Effect.gen(function*() {
+      const Fan = Service.make("fan", "1", { subscriptions: [eventSub("all", "fan.out", { durable: true, delivery: "broadcast" })] })
+      const got = yield* Queue.unbounded<{ instance: number; sum: number }>()
+      const fan = (instance: number) => Service.toLayer(Fan, { all: (p) => Queue.offer(got, { instance, sum: p.sum }) })
+      const nc = yield* rawClient
+      const consumers = Effect.promise(async () => {
+        const names: Array<string> = []
+        for await (const info of (await jetstreamManager(nc)).consumers.list(streamName)) {
+          if (info.name.startsWith("fan_1_all_")) names.push(info.name)
+        }
+        return names
+      })
+      const scope = yield* Scope.make()
+      const services = yield* Layer.buildWithScope(Layer.mergeAll(fan(0), fan(1)).pipe(Layer.provideMerge(natsLayer())), scope)
+      assert.strictEqual((yield* consumers).length, 2)
+      yield* Event.publish(Event.make("fan.out", Added), { sum: 7 }).pipe(Effect.provide(services))
+      const copies = yield* takeN(got, 2)
+      assert.deepStrictEqual(copies.map((c) => c.instance).sort(), [0, 1])
+      yield* Scope.close(scope, Exit.void)
+      assert.deepStrictEqual(yield* consumers, [])
+    }))
+
+  it.live("a durable consumer deleted under a running subscription is recreated", () =>
+    Effect.gen(function*() {
+      const Tick = Event.make("phoenix.tick", Added)
+      const Phoenix = Service.make("phoenix", "1", { subscriptions: [eventSub("ticks", "phoenix.tick", { durable: true })] })
+      const got = yield* Queue.unbounded<number>()
+      yield* Effect.gen(function*() {
+        const nc = yield* rawClient
+        yield* Effect.promise(async () => (await jetstreamManager(nc)).consumers.delete(streamName, "phoenix_1_ticks"))
+        yield* eventually("the consumer is back", Effect.map(Effect.exit(consumerInfo(nc, "phoenix_1_ticks")), Exit.isSuccess))
+        yield* Event.publish(Tick, { sum: 1 })
+        assert.deepStrictEqual(yield* takeN(got, 1), [1])
+      }).pipe(Effect.provide(Service.toLayer(Phoenix, { ticks: (p) => Queue.offer(got, p.sum) }).pipe(Layer.provideMerge(natsLayer()))))
+    }))
+
+  it.live(
+    "fault: the bridge survives a server restart while calls and durable events flow",
+    () =>
+      Effect.gen(function*() {
+        const server = natsServer
+        const Tick = Event.make("fault.tick", Added)
+        const Sink = Service.make("fault-sink", "1", { subscriptions: [eventSub("ticks", "fault.tick", { durable: true })] })
+        const received = yield* Ref.make(new Set<number>())
+        const serving = yield* Layer.build(natsLayer())
+        yield* Layer.build(
+          Layer.mergeAll(CalculatorLive(), Service.toLayer(Sink, { ticks: (p) => Ref.update(received, (s) => new Set(s).add(p.sum)) }))
+        ).pipe(Effect.provide(serving))
+        const calling = yield* Layer.build(natsLayer())
+        const health = (ctx: Context.Context<Bridge.Bridge>) => Effect.provide(Bridge.Bridge.use((b) => b.health), ctx)
+        const calc = yield* Client.make(Calculator).pipe(Effect.provide(calling))
+        // registered last, so it runs first: the server is up again before anything else closes
+        yield* Effect.addFinalizer(() => Effect.promise(() => startServer(server)))
+        assert.deepStrictEqual(yield* calc.lookup({ key: "up" }, { timeout: "2 seconds" }), { value: "UP" })
+
+        // every 100 ms one call (2 s timeout) and one durable event, each in its own fiber, so some
+        // start before, some during and some after the outage; all of them are awaited at the end
+        const calls: Array<{ outcome: string; elapsed: number }> = []
+        const published: Array<number> = []
+        const inflight = yield* FiberSet.make()
+        const call = Effect.gen(function*() {
+          const start = yield* Clock.currentTimeMillis
+          const exit = yield* Effect.exit(calc.lookup({ key: "k" }, { timeout: "2 seconds" }))
+          calls.push({ outcome: outcomeOf(exit), elapsed: (yield* Clock.currentTimeMillis) - start })
+        })
+        const publish = (sum: number) =>
+          Effect.exit(Event.publish(Tick, { sum }).pipe(Effect.provide(calling))).pipe(
+            Effect.map((exit) => Exit.isSuccess(exit) && published.push(sum))
+          )
+        let next = 0
+        const load = yield* Effect.gen(function*() {
+          yield* FiberSet.run(inflight, call)
+          yield* FiberSet.run(inflight, publish(next++))
+          yield* Effect.sleep("100 millis")
+        }).pipe(Effect.forever, Effect.forkChild)
+
+        yield* Effect.sleep("300 millis")
+        yield* Effect.promise(() => stopServer(server))
+        yield* eventually("the bridge notices the outage", Effect.map(health(calling), (h) => h === "reconnecting"), 3_000)
+        yield* Effect.sleep("1 second")
+        yield* Effect.promise(() => startServer(server))
+        yield* eventually("the calling bridge reconnects", Effect.map(health(calling), (h) => h === "connected"))
+        yield* eventually("the serving bridge reconnects", Effect.map(health(serving), (h) => h === "connected"))
+        yield* eventually(
+          "a call succeeds after the restart",
+          Effect.map(Effect.exit(calc.lookup({ key: "again" }, { timeout: "2 seconds" })), Exit.isSuccess)
+        )
+        yield* Effect.sleep("300 millis")
+        yield* Fiber.interrupt(load)
+        yield* FiberSet.awaitEmpty(inflight).pipe(Effect.timeout("15 seconds"))
+
+        const tally = (outcome: string) => calls.filter((c) => c.outcome === outcome).length
+        for (const call of calls) {
+          assert.include(["ok", "Timeout", "NoResponder", "BridgeError"], call.outcome)
+          assert.isAtMost(call.elapsed, 2_500, `a ${call.outcome} call took ${call.elapsed} ms`)
+        }
+        assert.isAbove(tally("ok"), 0)
+        assert.isAbove(published.length, 0)
+        yield* eventually(
+          "every event whose publish succeeded is delivered",
+          Effect.map(Ref.get(received), (got) => published.every((sum) => got.has(sum)))
+        )
+      }),
+    60_000
+  )
+})
+
+describe("NATS wire mapping", () => {
+  /** NATS subject matching: `*` is one token, `>` one or more trailing tokens. */
+  const subjectMatches = (pattern: string, subject: string): boolean => {
+    const p = pattern.split(".")
+    const s = subject.split(".")
+    for (let i = 0; i < p.length; i++) {
+      if (p[i] === ">") return s.length > i
+      if (i >= s.length || (p[i] !== "*" && p[i] !== s[i])) return false
+    }
+    return p.length === s.length
+  }
+  const anyString = fc.oneof(
+    fc.string({ unit: "binary" }),
+    fc.array(fc.integer({ min: 0, max: 0xffff })).map((codes) => String.fromCharCode(...codes)) // lone surrogates too
+  )
+  const eventName = fc.array(fc.stringMatching(/^[a-z][a-z0-9-]{0,4}$/), { minLength: 1, maxLength: 3 }).map((xs) => xs.join("."))
+
+  it("the tenant token is one valid token and decodes back to the tenant: injective", () => {
+    fc.assert(fc.property(fc.option(anyString, { nil: undefined }), (tenant) => {
+      const token = Subjects.encodeTenant(tenant)
+      assert.match(token, /^[A-Za-z0-9_-]+$/)
+      assert.strictEqual(Subjects.decodeTenant(token), tenant)
+    }), { numRuns: 500 })
+    assert.strictEqual(Subjects.encodeTenant(undefined), "_")
+    assert.strictEqual(Subjects.encodeTenant(""), "__")
+    assert.strictEqual(Subjects.encodeTenant("acme.eu"), "acme_002Eeu")
+    assert.strictEqual(Subjects.encodeTenant("a_b"), "a_005Fb")
+  })
+
+  it("the pre-filter subjects, and their covering subject, admit every event the hints admit", () => {
+    const tenantOf = fc.option(fc.oneof(anyString, fc.constantFrom("t1", "t.2")), { nil: undefined })
+    fc.assert(fc.property(
+      fc.option(fc.array(eventName, { minLength: 1, maxLength: 4 }), { nil: undefined }),
+      fc.option(fc.array(fc.oneof(anyString, fc.constantFrom("t1", "t.2")), { minLength: 1, maxLength: 3 }), { nil: undefined }),
+      eventName,
+      tenantOf,
+      fc.nat(),
+      (eventNames, tenantIds, otherName, otherTenant, pick) => {
+        const name = eventNames === undefined || pick % 3 === 0 ? otherName : eventNames[pick % eventNames.length]!
+        const tenantId = tenantIds === undefined || pick % 5 === 0 ? otherTenant : tenantIds[pick % tenantIds.length]
+        const admitted = (eventNames === undefined || eventNames.includes(name)) &&
+          (tenantIds === undefined || (tenantId !== undefined && tenantIds.includes(tenantId)))
+        const subject = Subjects.eventSubject("h", { id: "e", eventName: name, senderService: "svc", tenantId })!
+        const filters = Subjects.filterSubjects("h", { eventNames, tenantIds })
+        const matched = filters.some((f) => subjectMatches(f, subject))
+        if (admitted) {
+          assert.isTrue(matched, `${subject} not matched by ${filters.join(" ")}`)
+          assert.isTrue(subjectMatches(Subjects.coveringSubject(filters), subject))
+        }
+        if (matched) assert.isTrue(admitted, `${subject} matched by ${filters.join(" ")} but not admitted`)
+      }
+    ), { numRuns: 500 })
+  })
+})
+
+BridgeSuite.run("nats", natsLayer(), { routingRuns: 15 })
