@@ -3,7 +3,7 @@
  *
  * Decoding never throws: anything that is not a Herald envelope becomes a `DecodeError`.
  */
-import { Result, Schema } from "effect"
+import { Result } from "effect"
 import { DecodeError } from "./BridgeError.ts"
 import * as Envelope from "./Envelope.ts"
 
@@ -17,7 +17,6 @@ export interface Codec {
 
 const textEncoder = new TextEncoder()
 const textDecoder = new TextDecoder("utf-8", { fatal: true })
-const decodeWire = Schema.decodeUnknownResult(Envelope.EnvelopeEncoded)
 
 const parseJson = (bytes: Uint8Array): Result.Result<unknown, DecodeError> => {
   let text: string
@@ -40,13 +39,9 @@ export const json: Codec = {
   decode: (bytes) => {
     const parsed = parseJson(bytes)
     if (Result.isFailure(parsed)) return Result.fail(parsed.failure)
-    const wire = decodeWire(parsed.success)
-    if (Result.isFailure(wire)) {
-      return Result.fail(new DecodeError({ reason: `not a Herald envelope: ${wire.failure.message}` }))
-    }
-    const envelope = Envelope.decode(wire.success)
+    const envelope = Envelope.decode(parsed.success)
     return typeof envelope === "string"
-      ? Result.fail(new DecodeError({ reason: envelope }))
+      ? Result.fail(new DecodeError({ reason: `not a Herald envelope: ${envelope}` }))
       : Result.succeed(envelope)
   }
 }

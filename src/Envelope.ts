@@ -134,13 +134,57 @@ export const encode = (e: Envelope): EnvelopeEncoded => {
   return out as EnvelopeEncoded
 }
 
+const KINDS: ReadonlySet<unknown> = new Set(["command", "reply", "event"])
+const STATUSES: ReadonlySet<unknown> = new Set(["ok", "error", "defect", "invalid-input"])
+const OPTIONAL_STRINGS = [
+  "causationid",
+  "traceparent",
+  "tracestate",
+  "principalid",
+  "tenantid",
+  "sendertarget",
+  "senderinstance",
+  "receiverservice",
+  "receiverversion",
+  "receivertarget",
+  "receiverinstance",
+  "expirytime"
+] as const
+
 /**
- * Maps a validated wire object to a decoded envelope.
+ * Checks an untrusted value (parsed JSON) against `EnvelopeEncoded` and maps it to a decoded
+ * envelope, or returns the reason it is not one.
  *
- * Returns a reason string instead when the object is structurally valid but inconsistent
- * (a bad timestamp, a receiver without service or version).
+ * This is the hot path of every message, so it is written by hand; a property test holds it equal
+ * to decoding with the `EnvelopeEncoded` schema. Unknown attributes (other CloudEvents extensions)
+ * are ignored, as the schema ignores them.
  */
-export const decode = (w: EnvelopeEncoded): Envelope | string => {
+export const decode = (u: unknown): Envelope | string => {
+  if (typeof u !== "object" || u === null || Array.isArray(u)) return "not a JSON object"
+  const w = u as Record<string, unknown>
+  if (w.specversion !== "1.0") return "specversion is not \"1.0\""
+  if (typeof w.id !== "string" || w.id === "") return "id is missing"
+  if (typeof w.source !== "string") return "source is missing"
+  if (typeof w.type !== "string" || w.type === "") return "type is missing"
+  if (typeof w.time !== "string") return "time is missing"
+  if (w.datacontenttype !== undefined && w.datacontenttype !== "application/json") {
+    return "datacontenttype is not application/json"
+  }
+  if (!KINDS.has(w.heraldkind)) return "heraldkind is not command, reply or event"
+  if (typeof w.correlationid !== "string") return "correlationid is missing"
+  if (typeof w.senderservice !== "string" || typeof w.senderversion !== "string") return "sender is missing"
+  for (const key of OPTIONAL_STRINGS) {
+    if (w[key] !== undefined && typeof w[key] !== "string") return `${key} is not a string`
+  }
+  if (w.heraldstatus !== undefined && !STATUSES.has(w.heraldstatus)) return "heraldstatus is unknown"
+  return fromWire(w as EnvelopeEncoded)
+}
+
+/**
+ * Maps a wire object that has the shape of `EnvelopeEncoded` to a decoded envelope, or returns the
+ * reason it is inconsistent (a bad timestamp, a receiver without service or version).
+ */
+export const fromWire = (w: EnvelopeEncoded): Envelope | string => {
   const time = fromTimestamp(w.time)
   if (time === undefined) return "time is not an RFC 3339 timestamp"
   let expiresAt: number | undefined
