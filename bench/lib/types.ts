@@ -1,0 +1,82 @@
+/**
+ * The contract between the harness and the systems it measures, and the shape of one measurement.
+ *
+ * A system module (`bench/systems/<id>.ts`) exports `system: SystemModule`. The harness calls
+ * `command()` or `fanout()` once in a fresh child process, drives the returned target with the
+ * workload's closed loop, and calls `close()` at the end. Every role of a broker system (service,
+ * caller, publisher, each subscriber) must open its own connection inside these functions.
+ */
+
+/** One command workload target: `add` is what one closed-loop worker awaits. */
+export interface CommandTarget {
+  /** Calls `calculator` v1 `add`. Rejects on error; a timeout rejects with an error whose `_tag` or `name` is `"Timeout"`. */
+  readonly add: (a: number, b: number) => Promise<{ readonly sum: number }>
+  readonly close: () => Promise<void>
+}
+
+/** Called by a subscriber's handler for every `added` event it receives. `subscriber` is 0..3. */
+export type Deliver = (subscriber: number, sum: number) => void
+
+/** One fanout workload target: publishes event `added` `{ sum }`. */
+export interface FanoutTarget {
+  /** Publishes one event. May return before delivery; rejects (or throws) when the publish failed. */
+  readonly publish: (sum: number) => Promise<unknown> | void
+  readonly close: () => Promise<void>
+}
+
+/** Options the harness passes to a system. */
+export interface SetupOptions {
+  /** Per-call timeout the caller should apply (ms). */
+  readonly timeoutMs: number
+  /** A unique token for this process, to keep subjects/topics of concurrent runs apart. */
+  readonly runId: string
+}
+
+/** What every system module exports as `system`. */
+export interface SystemModule {
+  readonly command: (options: SetupOptions) => Promise<CommandTarget>
+  readonly fanout: (deliver: Deliver, subscribers: number, options: SetupOptions) => Promise<FanoutTarget>
+}
+
+/** Registry entry: metadata only, so the parent process never loads a client library. */
+export interface SystemInfo {
+  readonly id: string
+  /** Module path relative to `bench/systems/`. */
+  readonly file: string
+  readonly description: string
+  /** For Herald systems: the id of the raw baseline its ratios are computed against. */
+  readonly baseline?: string
+  /** The broker it needs; the harness skips the system when it does not accept connections. */
+  readonly broker?: { readonly name: string; readonly host: string; readonly port: number }
+}
+
+export type Workload = "command" | "fanout"
+
+/** One measurement as printed (one JSON line). */
+export interface Measurement {
+  readonly system: string
+  readonly workload: Workload
+  /** Closed-loop workers (command) or the outstanding window W (fanout). */
+  readonly concurrency: number
+  readonly round: number | "memory"
+  readonly ok: boolean
+  /** Why the run failed (probe failure, errors, crash, …); absent when ok. */
+  readonly failure?: string
+  readonly window_s: number
+  /** calls/s (command) or deliveries/s summed over the subscribers (fanout). */
+  readonly ops_per_s: number
+  readonly ops: number
+  readonly p50_ms: number
+  readonly p99_ms: number
+  readonly max_ms: number
+  readonly errors: number
+  readonly timeouts: number
+  readonly wrong: number
+  readonly lost: number
+  readonly duplicates: number
+  readonly rss_mb: number
+  /** Set by the parent when the broker restarted while this measurement ran. */
+  readonly broker_note?: string
+  /** Memory runs only: RSS samples `[seconds into the window, MB]`. */
+  readonly rss_samples?: ReadonlyArray<readonly [number, number]>
+}

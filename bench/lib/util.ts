@@ -1,0 +1,77 @@
+/**
+ * Small helpers shared by the workload drivers: bounded waits, error classification, RSS sampling.
+ */
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)))
+
+/** Resolves with the promise's value, or rejects with `Error(what)` after `ms`. */
+export const within = <A>(ms: number, what: string, promise: Promise<A>): Promise<A> => {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+/** True for the timeouts of every system: Herald's `Timeout`, and the raw baselines' own `Timeout` errors. */
+export const isTimeout = (e: unknown): boolean => {
+  const err = e as { readonly _tag?: unknown; readonly name?: unknown } | null | undefined
+  return err?._tag === "Timeout" || err?.name === "Timeout" || err?.name === "TimeoutError"
+}
+
+/** One line describing an error, for the failure reason. */
+export const describe = (e: unknown): string => {
+  if (e instanceof Error) {
+    const tag = (e as { readonly _tag?: unknown })._tag
+    return `${typeof tag === "string" ? tag : e.name}: ${e.message}`
+  }
+  try {
+    return JSON.stringify(e) ?? String(e)
+  } catch {
+    return String(e)
+  }
+}
+
+/** Resident set size in MB. */
+export const rssMb = (): number => Math.round((process.memoryUsage.rss() / 1048576) * 10) / 10
+
+/** Samples RSS every `everyMs` when `tick` is called (from the hot loop: no timer needed). */
+export class RssSampler {
+  readonly samples: Array<readonly [number, number]> = []
+  private next: number
+  private readonly origin: number
+  private readonly everyMs: number
+  private readonly enabled: boolean
+  constructor(origin: number, everyMs: number, enabled: boolean) {
+    this.origin = origin
+    this.everyMs = everyMs
+    this.enabled = enabled
+    this.next = origin
+  }
+  tick(now: number): void {
+    if (!this.enabled || now < this.next) return
+    this.samples.push([Math.round(now - this.origin) / 1000, rssMb()])
+    this.next += this.everyMs
+    if (this.next < now) this.next = now + this.everyMs
+  }
+}
+
+/** Counters every driver reports. */
+export interface Tally {
+  errors: number
+  timeouts: number
+  wrong: number
+  lost: number
+  duplicates: number
+  firstProblem: string | undefined
+}
+
+export const newTally = (): Tally => ({ errors: 0, timeouts: 0, wrong: 0, lost: 0, duplicates: 0, firstProblem: undefined })
+
+export const noteError = (tally: Tally, e: unknown): void => {
+  if (isTimeout(e)) tally.timeouts++
+  else tally.errors++
+  tally.firstProblem ??= describe(e)
+}
+
+export const problems = (t: Tally): number => t.errors + t.timeouts + t.wrong + t.lost + t.duplicates

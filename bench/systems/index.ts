@@ -1,0 +1,20 @@
+/**
+ * The registry of systems: metadata only (the parent process never loads a client library).
+ * To add a system, write `bench/systems/<id>.ts` exporting `system: SystemModule` and add one
+ * entry here; Herald systems name their raw baseline for the ratio column (and get a memory run).
+ * Raw baselines are the honest ceiling: the idiomatic client, with TCP_NODELAY set where the client
+ * allows it (nats.js sets it itself; for mqtt.js and amqplib set it on the socket).
+ */
+import type { SystemInfo } from "../lib/types.ts"
+
+const NATS = { name: "NATS", host: "127.0.0.1", port: 4222 } as const
+
+export const SYSTEMS: ReadonlyArray<SystemInfo> = [
+  { id: "direct", file: "direct.ts", description: "plain await add() and an EventEmitter with 4 listeners" },
+  { id: "herald-memory", file: "herald-memory.ts", description: "Herald on the memory bridge", baseline: "direct" },
+  { id: "nats-raw", file: "nats-raw.ts", description: "@nats-io/transport-node request/reply and pub/sub", broker: NATS },
+  { id: "herald-nats", file: "herald-nats.ts", description: "Herald on the NATS bridge", baseline: "nats-raw", broker: NATS }
+  // later: mqtt-raw / herald-mqtt (Mosquitto 127.0.0.1:1883), amqp-raw / herald-amqp (RabbitMQ 127.0.0.1:5672)
+]
+
+export const systemById = (id: string): SystemInfo | undefined => SYSTEMS.find((s) => s.id === id)
