@@ -3,7 +3,7 @@
  *
  * A command is pure data (name and schemas), importable by callers without the implementation.
  */
-import { Schema } from "effect"
+import { type Result, Schema } from "effect"
 import { DefinitionError } from "./BridgeError.ts"
 import { checkEventName, checkName, checkUnique } from "./internal/names.ts"
 
@@ -57,7 +57,21 @@ export interface Command<
     /** `undefined` when the command declares no errors. */
     readonly error: Schema.Codec<Errs[number]["Type"], unknown> | undefined
   }
+  /** The codecs' parsers, compiled once. Schemas of a contract must be synchronous. */
+  readonly wire: {
+    readonly encodeInput: Parser<I["Type"]>
+    readonly decodeInput: Parser<I["Type"]>
+    readonly encodeOutput: Parser<unknown>
+    readonly decodeOutput: Parser<O["Type"]>
+    readonly encodeError: Parser<unknown> | undefined
+    readonly decodeError: Parser<Errs[number]["Type"]> | undefined
+    /** Whether a value is one of the declared errors. */
+    readonly isError: (u: unknown) => boolean
+  }
 }
+
+/** A synchronous schema parser: the parsed value or the schema's error. */
+export type Parser<A> = (input: unknown) => Result.Result<A, Schema.SchemaError>
 
 /** Any command, for constraints. */
 export type Any = Command<string, AnySchema, AnySchema, ReadonlyArray<AnyErrorSchema>, boolean>
@@ -109,6 +123,9 @@ export const make = <
   const errorCodec = errors.length === 0
     ? undefined
     : Schema.toCodecJson(errors.length === 1 ? errors[0]! : Schema.Union(errors))
+  const inputCodec = Schema.toCodecJson(options.input)
+  const outputCodec = Schema.toCodecJson(options.output)
+  const isError = errorCodec === undefined ? () => false : Schema.is(Schema.toType(errorCodec))
   return {
     _tag: "Command",
     name,
@@ -118,9 +135,18 @@ export const make = <
     emits: options.emits,
     idempotent: (options.idempotent ?? false) as Idem,
     codecs: {
-      input: Schema.toCodecJson(options.input) as Schema.Codec<I["Type"], unknown>,
-      output: Schema.toCodecJson(options.output) as Schema.Codec<O["Type"], unknown>,
+      input: inputCodec as Schema.Codec<I["Type"], unknown>,
+      output: outputCodec as Schema.Codec<O["Type"], unknown>,
       error: errorCodec as Schema.Codec<Errs[number]["Type"], unknown> | undefined
+    },
+    wire: {
+      encodeInput: Schema.encodeUnknownResult(inputCodec),
+      decodeInput: Schema.decodeUnknownResult(inputCodec),
+      encodeOutput: Schema.encodeUnknownResult(outputCodec),
+      decodeOutput: Schema.decodeUnknownResult(outputCodec),
+      encodeError: errorCodec && Schema.encodeUnknownResult(errorCodec),
+      decodeError: errorCodec && Schema.decodeUnknownResult(errorCodec),
+      isError
     }
   }
 }

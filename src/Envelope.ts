@@ -88,6 +88,13 @@ export const EnvelopeEncoded = Schema.Struct({
 /** The wire form of an envelope, as a type. */
 export type EnvelopeEncoded = typeof EnvelopeEncoded.Type
 
+/** Remembers the last argument and result: messages made or read in one millisecond share timestamps. */
+const lastOne = <A, B>(f: (a: A) => B): (a: A) => B => {
+  let key: A | undefined
+  let value: B
+  return (a) => (a === key ? value : (value = f(a), key = a, value))
+}
+
 /** Renders an epoch-millisecond instant as an RFC 3339 timestamp. */
 const toTimestamp = (ms: number): string => new Date(ms).toISOString()
 
@@ -96,6 +103,11 @@ const fromTimestamp = (s: string): number | undefined => {
   const ms = Date.parse(s)
   return Number.isFinite(ms) ? ms : undefined
 }
+
+const timeToWire = lastOne(toTimestamp)
+const expiryToWire = lastOne(toTimestamp)
+const timeFromWire = lastOne(fromTimestamp)
+const expiryFromWire = lastOne(fromTimestamp)
 
 const setIf = (target: Record<string, unknown>, key: string, value: unknown) => {
   if (value !== undefined) target[key] = value
@@ -108,7 +120,7 @@ export const encode = (e: Envelope): EnvelopeEncoded => {
     id: e.id,
     source: e.source,
     type: e.type,
-    time: toTimestamp(e.time),
+    time: timeToWire(e.time),
     datacontenttype: "application/json",
     heraldkind: e.kind,
     correlationid: e.correlationId,
@@ -128,7 +140,7 @@ export const encode = (e: Envelope): EnvelopeEncoded => {
     setIf(out, "receivertarget", e.receiver.target)
     setIf(out, "receiverinstance", e.receiver.instance)
   }
-  if (e.expiresAt !== undefined) out.expirytime = toTimestamp(e.expiresAt)
+  if (e.expiresAt !== undefined) out.expirytime = expiryToWire(e.expiresAt)
   setIf(out, "heraldstatus", e.status)
   setIf(out, "data", e.data)
   return out as EnvelopeEncoded
@@ -185,11 +197,11 @@ export const decode = (u: unknown): Envelope | string => {
  * reason it is inconsistent (a bad timestamp, a receiver without service or version).
  */
 export const fromWire = (w: EnvelopeEncoded): Envelope | string => {
-  const time = fromTimestamp(w.time)
+  const time = timeFromWire(w.time)
   if (time === undefined) return "time is not an RFC 3339 timestamp"
   let expiresAt: number | undefined
   if (w.expirytime !== undefined) {
-    expiresAt = fromTimestamp(w.expirytime)
+    expiresAt = expiryFromWire(w.expirytime)
     if (expiresAt === undefined) return "expirytime is not an RFC 3339 timestamp"
   }
   let receiver: Address | undefined

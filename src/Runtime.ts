@@ -5,7 +5,7 @@
  * Users reach it through `Service.toLayer`, `Client.make` and `Event.publish`; it is exported for
  * tools (test kits, gateways) built on the same machinery.
  */
-import { Cause, Clock, Effect, Exit, Metric, Option, Result, Schema, Semaphore } from "effect"
+import { Cause, Clock, Effect, Exit, type Fiber, Metric, Option, Result, Schema, Semaphore } from "effect"
 import { type BridgeShape, type CommandAddress, addressKey, type IncomingCommand, type IncomingEvent } from "./Bridge.ts"
 import { type BridgeError, type CallError, InvalidInput, InvalidOutput, RemoteDefect, Timeout } from "./BridgeError.ts"
 import * as Codec from "./Codec.ts"
@@ -91,16 +91,21 @@ const readReply = <C extends Command.Any>(
   const decoded = Codec.json.decode(bytes)
   if (Result.isFailure(decoded)) return Effect.fail(new InvalidOutput({ address: key, issue: decoded.failure.reason }))
   const reply = decoded.success
-  const invalid = (e: Schema.SchemaError) => new InvalidOutput({ address: key, issue: issueOf(e) })
   switch (reply.status) {
-    case "ok":
-      return Effect.mapError(Schema.decodeUnknownEffect(command.codecs.output)(reply.data), invalid)
+    case "ok": {
+      const output = command.wire.decodeOutput(reply.data)
+      return Result.isSuccess(output)
+        ? Effect.succeed(output.success)
+        : Effect.fail(new InvalidOutput({ address: key, issue: issueOf(output.failure) }))
+    }
     case "error": {
-      const codec = command.codecs.error
-      if (codec === undefined) {
+      const error = command.wire.decodeError?.(reply.data)
+      if (error === undefined) {
         return Effect.fail(new InvalidOutput({ address: key, issue: "error reply for a command that declares none" }))
       }
-      return Effect.flatMap(Effect.mapError(Schema.decodeUnknownEffect(codec)(reply.data), invalid), Effect.fail)
+      return Result.isSuccess(error)
+        ? Effect.fail(error.success)
+        : Effect.fail(new InvalidOutput({ address: key, issue: issueOf(error.failure) }))
     }
     case "defect": {
       const errorId = (reply.data as { readonly errorId?: unknown } | undefined)?.errorId
@@ -115,6 +120,9 @@ const readReply = <C extends Command.Any>(
   }
 }
 
+/** The current time of the fiber's clock (the TestClock under test), read without an Effect step. */
+const nowOf = (fiber: Fiber.Fiber<unknown, unknown>): number => fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+
 /**
  * Invokes a command: validates and encodes the input, sends it with its deadline, waits for the
  * reply within the timeout, and decodes the output or the declared error.
@@ -128,15 +136,13 @@ export const invoke = <C extends Command.Any>(
 ): Effect.Effect<Command.Output<C>, Command.Errors<C> | CallError> => {
   const key = addressKey(address)
   const receiver: Address = { service: address.service, version: address.version }
-  return Effect.gen(function*() {
-    const data = yield* Effect.mapError(
-      Schema.encodeEffect(command.codecs.input)(input),
-      (e) => new InvalidInput({ address: key, issue: issueOf(e) })
-    )
-    const ctx = yield* MessageContext
-    const base = outgoing(ctx, newId())
-    const attempt = Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
+  const timeout = () => Effect.fail(new Timeout({ address: key, timeoutMs: options.timeoutMs }))
+  return Effect.withFiber((fiber) => {
+    const data = command.wire.encodeInput(input)
+    if (Result.isFailure(data)) return Effect.fail(new InvalidInput({ address: key, issue: issueOf(data.failure) }))
+    const base = outgoing(fiber.getRef(MessageContext), newId())
+    const attempt = Effect.withFiber((fiber) => {
+      const now = nowOf(fiber)
       const expiresAt = now + options.timeoutMs
       const envelope: Envelope.Envelope = {
         ...base,
@@ -145,17 +151,14 @@ export const invoke = <C extends Command.Any>(
         time: now,
         receiver,
         expiresAt,
-        data
+        data: data.success
       }
-      const reply = yield* bridge.request(address, Codec.json.encode(envelope), expiresAt).pipe(
-        Effect.timeoutOrElse({
-          duration: options.timeoutMs,
-          orElse: () => Effect.fail(new Timeout({ address: key, timeoutMs: options.timeoutMs }))
-        })
+      return bridge.request(address, Codec.json.encode(envelope), expiresAt).pipe(
+        Effect.timeoutOrElse({ duration: options.timeoutMs, orElse: timeout }),
+        Effect.flatMap((reply) => readReply(command, key, reply))
       )
-      return yield* readReply(command, key, reply)
     })
-    return yield* options.retry === undefined
+    return options.retry === undefined
       ? attempt
       : Effect.retry(attempt, { schedule: options.retry, while: isTransportError })
   })
@@ -193,82 +196,88 @@ export const handleCommand = (
   self: Address,
   command: Command.Any,
   handler: AnyCommandHandler
-) =>
-(message: IncomingCommand): Effect.Effect<void> =>
-  Effect.gen(function*() {
-    const decoded = Codec.json.decode(message.bytes)
-    if (Result.isFailure(decoded)) return yield* reject("undecodable", self.service, decoded.failure.reason)
-    const env = decoded.success
-    if (env.kind !== "command" || env.type !== command.name) {
-      return yield* reject("unexpected", self.service, `${env.kind} ${env.type} on command ${command.name}`)
-    }
-    const received = yield* Clock.currentTimeMillis
-    if (env.expiresAt !== undefined && received >= env.expiresAt) {
-      return yield* reject("expired", self.service, `command ${command.name} ${env.id} arrived after its deadline`)
-    }
-    const reply = (status: Envelope.ReplyStatus, data: unknown) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        message.reply(Codec.json.encode({
-          id: newId(),
-          kind: "reply",
-          type: command.name,
-          source: Envelope.sourceOf(self),
-          time: now,
-          correlationId: env.correlationId,
-          causationId: env.id,
-          principalId: env.principalId,
-          tenantId: env.tenantId,
-          traceparent: env.traceparent,
-          tracestate: env.tracestate,
-          sender: self,
-          receiver: env.sender,
-          status,
-          data
-        })))
-    const defect = (cause: Cause.Cause<unknown>, what: string) => {
-      const errorId = newId()
-      return Effect.andThen(
-        Effect.logError(`herald: ${addressKey({ ...self, command: command.name })} ${what} (error id ${errorId})`, cause),
-        reply("defect", { errorId })
-      )
-    }
-    const input = yield* Effect.result(Schema.decodeUnknownEffect(command.codecs.input)(env.data))
-    if (Result.isFailure(input)) return yield* reply("invalid-input", { issue: issueOf(input.failure) })
-
-    let run: Effect.Effect<unknown, unknown> = handler(input.success).pipe(
-      Effect.provideService(MessageContext, contextOf(env, self))
-    )
-    if (env.expiresAt !== undefined) run = Effect.timeoutOption(run, env.expiresAt - received)
-    const exit = yield* Effect.exit(run)
-
-    if (Exit.isSuccess(exit)) {
-      const output = env.expiresAt === undefined ? Option.some(exit.value) : exit.value as Option.Option<unknown>
-      if (Option.isNone(output)) {
-        return yield* Effect.logWarning(`herald: command ${command.name} ${env.id} interrupted at its deadline`)
+) => {
+  const key = addressKey({ ...self, command: command.name })
+  const source = Envelope.sourceOf(self)
+  return (message: IncomingCommand): Effect.Effect<void> =>
+    Effect.withFiber((fiber) => {
+      const decoded = Codec.json.decode(message.bytes)
+      if (Result.isFailure(decoded)) return reject("undecodable", self.service, decoded.failure.reason)
+      const env = decoded.success
+      if (env.kind !== "command" || env.type !== command.name) {
+        return reject("unexpected", self.service, `${env.kind} ${env.type} on command ${command.name}`)
       }
-      const encoded = yield* Effect.result(Schema.encodeUnknownEffect(command.codecs.output)(output.value))
-      if (Result.isFailure(encoded)) {
-        return yield* defect(Cause.fail(encoded.failure), "returned an output that fails its schema")
+      const received = nowOf(fiber)
+      if (env.expiresAt !== undefined && received >= env.expiresAt) {
+        return reject("expired", self.service, `command ${command.name} ${env.id} arrived after its deadline`)
       }
-      if (command.emits !== undefined) {
-        const emitted = yield* Effect.exit(
-          publishEncoded(bridge, command.emits, encoded.success).pipe(
-            Effect.provideService(MessageContext, contextOf(env, self))
-          )
+      const reply = (status: Envelope.ReplyStatus, data: unknown) =>
+        Effect.withFiber((fiber) =>
+          message.reply(Codec.json.encode({
+            id: newId(),
+            kind: "reply",
+            type: command.name,
+            source,
+            time: nowOf(fiber),
+            correlationId: env.correlationId,
+            causationId: env.id,
+            principalId: env.principalId,
+            tenantId: env.tenantId,
+            traceparent: env.traceparent,
+            tracestate: env.tracestate,
+            sender: self,
+            receiver: env.sender,
+            status,
+            data
+          }))
         )
-        if (Exit.isFailure(emitted)) return yield* defect(emitted.cause, `succeeded but could not publish ${command.emits}`)
+      const defect = (cause: Cause.Cause<unknown>, what: string) => {
+        const errorId = newId()
+        return Effect.andThen(
+          Effect.logError(`herald: ${key} ${what} (error id ${errorId})`, cause),
+          reply("defect", { errorId })
+        )
       }
-      return yield* reply("ok", encoded.success)
-    }
-    if (Cause.hasInterruptsOnly(exit.cause)) return yield* Effect.interrupt
-    const error = Cause.findErrorOption(exit.cause)
-    const codec = command.codecs.error
-    if (Option.isSome(error) && codec !== undefined && Schema.is(Schema.toType(codec))(error.value)) {
-      const encoded = yield* Effect.result(Schema.encodeUnknownEffect(codec)(error.value))
-      if (Result.isSuccess(encoded)) return yield* reply("error", encoded.success)
-    }
-    return yield* defect(exit.cause, "failed")
-  }).pipe(Effect.catch((e: BridgeError) => Effect.logWarning(`herald: reply not sent: ${e.message}`)))
+      const input = command.wire.decodeInput(env.data)
+      if (Result.isFailure(input)) return reply("invalid-input", { issue: issueOf(input.failure) })
+
+      const context = contextOf(env, self)
+      const succeed = (output: unknown) => {
+        const encoded = command.wire.encodeOutput(output)
+        if (Result.isFailure(encoded)) {
+          return defect(Cause.fail(encoded.failure), "returned an output that fails its schema")
+        }
+        if (command.emits === undefined) return reply("ok", encoded.success)
+        return publishEncoded(bridge, command.emits, encoded.success).pipe(
+          Effect.provideService(MessageContext, context),
+          Effect.matchCauseEffect({
+            onFailure: (cause) => defect(cause, `succeeded but could not publish ${command.emits}`),
+            onSuccess: () => reply("ok", encoded.success)
+          })
+        )
+      }
+      const fail = (cause: Cause.Cause<unknown>): Effect.Effect<void, BridgeError> => {
+        if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt
+        const error = Cause.findErrorOption(cause)
+        if (Option.isSome(error) && command.wire.isError(error.value)) {
+          const encoded = command.wire.encodeError!(error.value)
+          if (Result.isSuccess(encoded)) return reply("error", encoded.success)
+        }
+        return defect(cause, "failed")
+      }
+      const run = Effect.provideService(handler(input.success), MessageContext, context)
+      if (env.expiresAt === undefined) return Effect.matchCauseEffect(run, { onFailure: fail, onSuccess: succeed })
+      return Effect.timeoutOption(run, env.expiresAt - received).pipe(
+        Effect.matchCauseEffect({
+          onFailure: fail,
+          onSuccess: Option.match({
+            onNone: () => Effect.logWarning(`herald: command ${key} ${env.id} interrupted at its deadline`),
+            onSome: succeed
+          })
+        })
+      )
+    }).pipe(Effect.catch((e: BridgeError) => Effect.logWarning(`herald: reply not sent: ${e.message}`)))
+}
 
 /** Metadata of a delivered event, passed to subscription handlers beside the payload. */
 export interface EventInfo {
