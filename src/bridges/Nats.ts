@@ -85,8 +85,22 @@ const attempt = <A>(what: string, thunk: () => Promise<A>): Effect.Effect<A, Bri
   Effect.tryPromise({ try: thunk, catch: (e) => bridgeError(what, e) })
 
 /** Bounds an effect by `ms`, failing with a `BridgeError` on timeout. */
-const within = (what: string, ms: number) => <A>(effect: Effect.Effect<A, BridgeError>) =>
+const within = (what: string, ms: number) => <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E | BridgeError> =>
   Effect.timeoutOrElse(effect, { duration: ms, orElse: () => Effect.fail(fail(`${what}: timed out after ${ms} ms`)) })
+
+const ackDecoder = new TextDecoder()
+
+/** The failure a JetStream PubAck reports (`{"error":{…}}`), or `undefined` when the event was stored. */
+const pubAckError = (ack: Uint8Array): Effect.Effect<never, BridgeError> | undefined => {
+  let parsed: { readonly error?: { readonly description?: unknown }; readonly stream?: unknown } | undefined
+  try {
+    parsed = JSON.parse(ackDecoder.decode(ack)) as typeof parsed
+  } catch {
+    return Effect.fail(fail("publish: the stream's acknowledgement is not JSON"))
+  }
+  if (parsed?.error !== undefined) return Effect.fail(fail(`publish: the stream refused the event: ${String(parsed.error.description)}`))
+  return typeof parsed?.stream === "string" ? undefined : Effect.fail(fail("publish: unexpected stream acknowledgement"))
+}
 
 /** Runs a cleanup promise, bounded and ignoring failures (the broker may already be gone). */
 const bestEffort = (ms: number, thunk: () => Promise<unknown>): Effect.Effect<void> =>
@@ -345,17 +359,33 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
           if (subject === undefined) return Effect.fail(fail(`${what}: the event name and sender service must be NATS tokens`))
           const h = headers()
           h.set("Content-Type", "application/cloudevents+json")
-          // retries (JetStream not ready yet, e.g. just after a server restart) reuse the id: stored once
-          const msgID = route.id
-          const store = Effect.tryPromise({
-            try: () => js.publish(subject, bytes, { msgID, headers: h, timeout: timeoutMs }),
-            catch: (e) => e
-          }).pipe(
+          // JetStream de-duplicates on the envelope id: a retried publish is stored once
+          h.set("Nats-Msg-Id", route.id)
+          // published with a reply subject in the bridge's inbox: the stream answers with its PubAck
+          const store = Effect.acquireUseRelease(
+            Effect.sync(() => {
+              const id = String(++seq)
+              const entry: Pending = { key: what, reply: Deferred.makeUnsafe() }
+              pending.set(id, entry)
+              return { id, entry }
+            }),
+            ({ entry, id }) =>
+              Effect.try({
+                try: () => nc.publish(subject, bytes, { reply: `${inbox}.${id}`, headers: h }),
+                catch: (e) => bridgeError(what, e)
+              }).pipe(
+                Effect.andThen(Deferred.await(entry.reply)),
+                within(what, timeoutMs),
+                Effect.flatMap((ack) => pubAckError(ack) ?? Effect.void)
+              ),
+            ({ id }) => Effect.sync(() => pending.delete(id))
+          ).pipe(
+            // no responder: the stream is not (yet) there, e.g. just after a server restart
             Effect.retry({
               schedule: Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 4 })),
-              while: (e) => e instanceof Error && e.name === "JetStreamNotEnabled"
+              while: (e) => e._tag === "NoResponder"
             }),
-            Effect.mapError((e) => bridgeError(what, e))
+            Effect.mapError((e) => e._tag === "NoResponder" ? fail(`${what}: no JetStream stream stores ${subject}`) : e)
           )
           return Effect.asVoid(Effect.andThen(connected(what).pipe(within(what, timeoutMs)), store))
         }),
