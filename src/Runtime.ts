@@ -5,7 +5,7 @@
  * Users reach it through `Service.toLayer`, `Client.make` and `Event.publish`; it is exported for
  * tools (test kits, gateways) built on the same machinery.
  */
-import { Cause, Clock, Effect, Exit, type Fiber, Metric, Option, Result, Schema, Semaphore } from "effect"
+import { Cause, Clock, Effect, type Fiber, Metric, Option, Result, Schema, Semaphore } from "effect"
 import { type BridgeShape, type CommandAddress, addressKey, type IncomingCommand, type IncomingEvent } from "./Bridge.ts"
 import { type BridgeError, type CallError, InvalidInput, InvalidOutput, RemoteDefect, Timeout } from "./BridgeError.ts"
 import * as Codec from "./Codec.ts"
@@ -319,87 +319,87 @@ export const handleEvent = (
   subscription: Subscription.Any,
   handler: AnySubscriptionHandler,
   permits: Semaphore.Semaphore
-) =>
-(message: IncomingEvent): Effect.Effect<void, BridgeError> =>
-  Effect.gen(function*() {
-    const deadLetter = (
-      env: Envelope.Envelope | undefined,
-      event: unknown,
-      attempts: number,
-      error: string,
-      cause = error
-    ) => {
-      const letter: Subscription.DeadLetter = {
-        service: self.service,
-        version: self.version,
-        subscription: subscription.name,
-        event: event as Schema.Json,
-        attempts,
-        error,
-        cause
-      }
-      const ctx: MessageContextShape = env === undefined ? { self } : contextOf(env, self)
-      return Effect.andThen(
-        Metric.update(Metric.withAttributes(deadLetters, { service: self.service, subscription: subscription.name }), 1),
-        publishEncoded(bridge, Subscription.DEAD_LETTER, letter).pipe(Effect.provideService(MessageContext, ctx))
-      )
+) => {
+  const decodePayload = Schema.decodeUnknownResult(subscription.payloadCodec)
+  const counted = Metric.withAttributes(deadLetters, { service: self.service, subscription: subscription.name })
+  const deadLetter = (env: Envelope.Envelope | undefined, event: unknown, attempts: number, error: string, cause = error) => {
+    const letter: Subscription.DeadLetter = {
+      service: self.service,
+      version: self.version,
+      subscription: subscription.name,
+      event: event as Schema.Json,
+      attempts,
+      error,
+      cause
     }
-    const decoded = Codec.json.decode(message.bytes)
-    if (Result.isFailure(decoded)) {
-      yield* reject("undecodable", self.service, decoded.failure.reason)
-      if (subscription.durable) yield* deadLetter(undefined, { base64: base64(message.bytes) }, 0, decoded.failure.message)
-      return
-    }
-    const env = decoded.success
-    if (env.kind !== "event") {
-      return yield* reject("unexpected", self.service, `${env.kind} ${env.type} on subscription ${subscription.name}`)
-    }
-    const target = {
-      eventName: env.type,
-      sender: env.sender,
-      receiver: env.receiver,
-      principalId: env.principalId,
-      tenantId: env.tenantId,
-      data: env.data
-    }
-    if (!subscription.matcher.matches(target)) return
-    const wire = Envelope.encode(env)
-    const payload = yield* Effect.result(Schema.decodeUnknownEffect(subscription.payloadCodec)(env.data))
-    if (Result.isFailure(payload)) {
-      return yield* deadLetter(env, wire, 0, `payload fails the subscription's schema: ${issueOf(payload.failure)}`)
-    }
-    const info: EventInfo = {
-      id: env.id,
-      eventName: env.type,
-      time: env.time,
-      sender: env.sender,
-      tenantId: env.tenantId,
-      principalId: env.principalId,
-      correlationId: env.correlationId,
-      deliveryCount: message.deliveryCount,
-      attempt: 1
-    }
-    let attempts = 0
-    const attempt = Effect.suspend(() => {
-      attempts++
-      return handler(payload.success, attempts === 1 ? info : { ...info, attempt: attempts })
-    })
-    const exit = yield* attempt.pipe(
-      Effect.retry(subscription.retry),
-      Effect.provideService(MessageContext, contextOf(env, self)),
-      permits.withPermits(1),
-      Effect.exit
+    const ctx: MessageContextShape = env === undefined ? { self } : contextOf(env, self)
+    return Effect.andThen(
+      Metric.update(counted, 1),
+      publishEncoded(bridge, Subscription.DEAD_LETTER, letter).pipe(Effect.provideService(MessageContext, ctx))
     )
-    if (Exit.isSuccess(exit)) return
-    if (Cause.hasInterruptsOnly(exit.cause)) return yield* Effect.interrupt
+  }
+  const giveUp = (env: Envelope.Envelope, attempts: number, cause: Cause.Cause<unknown>): Effect.Effect<void, BridgeError> => {
+    if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt
     if (env.type === Subscription.DEAD_LETTER) {
-      return yield* Effect.logError(
+      return Effect.logError(
         `herald: ${self.service} subscription ${subscription.name} failed on a dead letter; dropped to avoid a loop`,
-        exit.cause
+        cause
       )
     }
-    yield* Effect.logWarning(
-      `herald: ${self.service} subscription ${subscription.name} gave up on event ${env.id} after ${attempts} attempts`
+    return Effect.andThen(
+      Effect.logWarning(
+        `herald: ${self.service} subscription ${subscription.name} gave up on event ${env.id} after ${attempts} attempts`
+      ),
+      deadLetter(env, Envelope.encode(env), attempts, summary(cause), Cause.pretty(cause))
     )
-    yield* deadLetter(env, wire, attempts, summary(exit.cause), Cause.pretty(exit.cause))
-  })
+  }
+  return (message: IncomingEvent): Effect.Effect<void, BridgeError> =>
+    Effect.suspend(() => {
+      const decoded = Codec.json.decode(message.bytes)
+      if (Result.isFailure(decoded)) {
+        const rejected = reject("undecodable", self.service, decoded.failure.reason)
+        return subscription.durable
+          ? Effect.andThen(rejected, deadLetter(undefined, { base64: base64(message.bytes) }, 0, decoded.failure.message))
+          : rejected
+      }
+      const env = decoded.success
+      if (env.kind !== "event") {
+        return reject("unexpected", self.service, `${env.kind} ${env.type} on subscription ${subscription.name}`)
+      }
+      const target = {
+        eventName: env.type,
+        sender: env.sender,
+        receiver: env.receiver,
+        principalId: env.principalId,
+        tenantId: env.tenantId,
+        data: env.data
+      }
+      if (!subscription.matcher.matches(target)) return Effect.void
+      const payload = decodePayload(env.data)
+      if (Result.isFailure(payload)) {
+        return deadLetter(env, Envelope.encode(env), 0, `payload fails the subscription's schema: ${issueOf(payload.failure)}`)
+      }
+      const info: EventInfo = {
+        id: env.id,
+        eventName: env.type,
+        time: env.time,
+        sender: env.sender,
+        tenantId: env.tenantId,
+        principalId: env.principalId,
+        correlationId: env.correlationId,
+        deliveryCount: message.deliveryCount,
+        attempt: 1
+      }
+      let attempts = 0
+      const attempt = Effect.suspend(() => {
+        attempts++
+        return handler(payload.success, attempts === 1 ? info : { ...info, attempt: attempts })
+      })
+      return attempt.pipe(
+        Effect.retry(subscription.retry),
+        Effect.provideService(MessageContext, contextOf(env, self)),
+        permits.withPermits(1),
+        Effect.matchCauseEffect({ onFailure: (cause) => giveUp(env, attempts, cause), onSuccess: () => Effect.void })
+      )
+    })
+}
