@@ -5,9 +5,10 @@
  * publisher's side, giving the payload a schema. Commands with `emits` publish their output
  * without one.
  */
-import { Effect, Schema } from "effect"
+import { Effect, Result, Schema } from "effect"
 import { Bridge } from "./Bridge.ts"
 import { type BridgeError, InvalidInput } from "./BridgeError.ts"
+import type * as Command from "./Command.ts"
 import type { AnySchema } from "./Command.ts"
 import { checkEventName } from "./internal/names.ts"
 import * as Runtime from "./Runtime.ts"
@@ -18,12 +19,15 @@ export interface Event<Name extends string = string, P extends AnySchema = AnySc
   readonly name: Name
   readonly payload: P
   readonly codec: Schema.Codec<P["Type"], unknown>
+  /** The codec's encoder, compiled once. */
+  readonly encode: Command.Parser<unknown>
 }
 
 /** Defines an event. Throws a `DefinitionError` for a bad name (dot-separated lower-case segments). */
 export const make = <const Name extends string, P extends AnySchema>(name: Name, payload: P): Event<Name, P> => {
   checkEventName("event name", name)
-  return { _tag: "Event", name, payload, codec: Schema.toCodecJson(payload) as Schema.Codec<P["Type"], unknown> }
+  const codec = Schema.toCodecJson(payload) as Schema.Codec<P["Type"], unknown>
+  return { _tag: "Event", name, payload, codec, encode: Schema.encodeUnknownResult(codec) }
 }
 
 /**
@@ -34,10 +38,9 @@ export const publish = <E extends Event>(
   event: E,
   payload: E["payload"]["Type"]
 ): Effect.Effect<void, BridgeError | InvalidInput, Bridge> =>
-  Effect.gen(function*() {
-    const data = yield* Effect.mapError(
-      Schema.encodeEffect(event.codec)(payload),
-      (e) => new InvalidInput({ address: event.name, issue: e.message })
-    )
-    yield* Runtime.publishEncoded(yield* Bridge, event.name, data)
+  Effect.suspend((): Effect.Effect<void, BridgeError | InvalidInput, Bridge> => {
+    const data = event.encode(payload)
+    return Result.isFailure(data)
+      ? Effect.fail(new InvalidInput({ address: event.name, issue: data.failure.message }))
+      : Bridge.use((bridge) => Runtime.publishEncoded(bridge, event.name, data.success))
   })

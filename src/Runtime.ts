@@ -170,11 +170,15 @@ export const publishEncoded = (
   eventName: string,
   data: unknown
 ): Effect.Effect<void, BridgeError> =>
-  Effect.gen(function*() {
-    const ctx = yield* MessageContext
-    const now = yield* Clock.currentTimeMillis
-    const envelope: Envelope.Envelope = { ...outgoing(ctx, newId()), kind: "event", type: eventName, time: now, data }
-    yield* bridge.publish(
+  Effect.withFiber((fiber) => {
+    const envelope: Envelope.Envelope = {
+      ...outgoing(fiber.getRef(MessageContext), newId()),
+      kind: "event",
+      type: eventName,
+      time: nowOf(fiber),
+      data
+    }
+    return bridge.publish(
       { id: envelope.id, eventName, senderService: envelope.sender.service, tenantId: envelope.tenantId },
       Codec.json.encode(envelope)
     )
