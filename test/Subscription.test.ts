@@ -26,6 +26,30 @@ describe("Subscription.make", () => {
   })
 })
 
+describe("Event.publish", () => {
+  it.effect("validates the payload first: an invalid one fails with InvalidInput and nothing is sent", () =>
+    Effect.gen(function*() {
+      const got = yield* Ref.make(0)
+      const S = Service.make("sink", "1", { subscriptions: [subscriptionOf("added")] })
+      yield* Effect.gen(function*() {
+        const error = yield* Effect.flip(Event.publish(AddedEvent, { sum: Number.NaN }))
+        assert.strictEqual(error._tag, "InvalidInput")
+        assert.match(error.message, /added/)
+        yield* settle
+        assert.strictEqual(yield* Ref.get(got), 0)
+        yield* Event.publish(AddedEvent, { sum: 1 })
+        yield* settle
+        assert.strictEqual(yield* Ref.get(got), 1)
+      }).pipe(Effect.provide(
+        Service.toLayer(S, { added: () => Ref.update(got, (n) => n + 1) }).pipe(Layer.provideMerge(MemoryBridge.layer))
+      ))
+    }))
+
+  it("rejects a bad event name when defined", () => {
+    assert.throws(() => Event.make("Order Placed", Added), /event name "Order Placed" is invalid/)
+  })
+})
+
 describe("subscriptions on the memory bridge", () => {
   it.effect("shared delivery reaches one instance per group, broadcast every instance", () =>
     Effect.promise(() =>
