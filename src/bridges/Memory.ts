@@ -10,7 +10,7 @@
  *   subscribed are kept (in memory, for the life of the bridge) and delivered when one returns. An
  *   event whose handling fails or is interrupted is delivered again. Nothing survives the process.
  */
-import { Deferred, Effect, Exit, type Fiber, Layer, type Scope } from "effect"
+import { Effect, Exit, type Fiber, Layer, type Scope } from "effect"
 import {
   addressKey,
   Bridge,
@@ -74,7 +74,7 @@ const admits = (group: Group, route: EventRoute) =>
 export const make: Effect.Effect<BridgeShape, never, Scope.Scope> = Effect.gen(function*() {
   const servers = new Map<string, Pool<Server>>()
   const groups = new Map<string, Group>()
-  const pending = new Set<Deferred.Deferred<Uint8Array>>()
+  const pending = new Set<object>()
   let closed = false
   const closedError = (what: string) => new BridgeError({ bridge: "memory", reason: `${what}: the bridge is closed` })
 
@@ -145,24 +145,19 @@ export const make: Effect.Effect<BridgeShape, never, Scope.Scope> = Effect.gen(f
         const pool = servers.get(key)
         if (pool === undefined || pool.members.length === 0) return Effect.fail(new NoResponder({ address: key }))
         const server = pick(pool)
-        return Effect.acquireUseRelease(
-          Effect.sync(() => {
-            const inbox = Deferred.makeUnsafe<Uint8Array>()
-            pending.add(inbox)
-            return inbox
-          }),
-          (inbox) => {
-            server.run(server.handler({
-              bytes,
-              reply: (reply) =>
-                Effect.sync(() => {
-                  if (pending.has(inbox)) Deferred.doneUnsafe(inbox, Exit.succeed(reply))
-                })
-            }))
-            return Deferred.await(inbox)
-          },
-          (inbox) => Effect.sync(() => pending.delete(inbox))
-        )
+        // the inbox lives exactly as long as this call: removed on reply, and on interruption
+        return Effect.callback<Uint8Array>((resume) => {
+          const inbox = {}
+          pending.add(inbox)
+          server.run(server.handler({
+            bytes,
+            reply: (reply) =>
+              Effect.sync(() => {
+                if (pending.delete(inbox)) resume(Effect.succeed(reply))
+              })
+          }))
+          return Effect.sync(() => void pending.delete(inbox))
+        })
       }),
 
     subscribe: (spec: SubscriptionSpec, handler) =>
