@@ -15,7 +15,6 @@ export interface Codec {
   readonly decode: (bytes: Uint8Array) => Result.Result<Envelope.Envelope, DecodeError>
 }
 
-const textEncoder = new TextEncoder()
 const textDecoder = new TextDecoder("utf-8", { fatal: true })
 
 const parseJson = (bytes: Uint8Array): Result.Result<unknown, DecodeError> => {
@@ -35,7 +34,8 @@ const parseJson = (bytes: Uint8Array): Result.Result<unknown, DecodeError> => {
 /** CloudEvents 1.0 structured JSON: one UTF-8 JSON object per message. The default codec. */
 export const json: Codec = {
   contentType: "application/cloudevents+json",
-  encode: (envelope) => textEncoder.encode(JSON.stringify(Envelope.encode(envelope))),
+  // Buffer.from is a Uint8Array and, for messages of this size, several times faster than TextEncoder
+  encode: (envelope) => Buffer.from(JSON.stringify(Envelope.encode(envelope)), "utf8"),
   decode: (bytes) => {
     const parsed = parseJson(bytes)
     if (Result.isFailure(parsed)) return Result.fail(parsed.failure)
