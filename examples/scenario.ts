@@ -7,7 +7,8 @@
  * - o-4 (globex): the card issuer is slow, `orders` times out calling `billing` and releases the stock.
  * - o-5 (acme): out of stock, a declared error of `inventory` passed on by `orders`.
  *
- * `scenario` runs it all and returns the trace once every expected event has been handled.
+ * `scenario` runs it all on a fresh memory bridge and returns the trace once every expected event has
+ * been handled; `placeOrders` does the same against a shop already running on the provided bridge.
  */
 import { Effect, Layer } from "effect"
 import { Client, MemoryBridge, withContext } from "../src/index.ts"
@@ -25,7 +26,8 @@ const settled = (entries: ReadonlyArray<Entry>) =>
   count(entries, "billing.send-receipt", "mailed") >= 2 &&
   count(entries, "ops.dead-letters") >= 1
 
-const program = Effect.gen(function*() {
+/** The scenario against a running shop: needs its `Trace` and the bridge it runs on. */
+export const placeOrders = Effect.gen(function*() {
   const trace = yield* Trace
   const orders = yield* Client.make(Orders, { timeout: "5 seconds" })
 
@@ -70,6 +72,6 @@ const program = Effect.gen(function*() {
 })
 
 /** The scenario with the shop on a fresh memory bridge; fails if the expected events never arrive. */
-export const scenario = program.pipe(
+export const scenario = placeOrders.pipe(
   Effect.provide(ShopLive.pipe(Layer.provideMerge(MemoryBridge.layer), Layer.provideMerge(Trace.layer)))
 )

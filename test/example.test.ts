@@ -1,6 +1,8 @@
 /** Runs the example shop scenario (examples/) and checks its trace. */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, References } from "effect"
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
 import { program as quickstart } from "../examples/quickstart.ts"
 import { scenario } from "../examples/scenario.ts"
 import type { Entry } from "../examples/trace.ts"
@@ -68,4 +70,82 @@ describe("example shop", () => {
     Effect.gen(function*() {
       assert.strictEqual(yield* quickstart, 42)
     }))
+
+  it.live("`npm start` serves the shop over HTTP and stops cleanly on SIGINT, draining in-flight requests", () =>
+    Effect.promise(() => runMainAndInterrupt()).pipe(Effect.map((run) => {
+      assert.strictEqual(run.placed.status, 201, run.output)
+      assert.deepStrictEqual(run.placed.body, { orderId: "o-100", sku: "widget", quantity: 2, total: 25, chargeId: "ch-o-100" })
+      assert.strictEqual(run.unauthorized, 401)
+      // the slow order was in flight when SIGINT arrived: it still got its answer (billing timed out → 422)
+      assert.strictEqual(run.inFlight.status, 422, run.output)
+      assert.strictEqual(run.inFlight.body._tag, "PaymentUnavailable")
+      assert.strictEqual(run.code, 0, run.output)
+      assert.isBelow(run.stoppedInMs, 5000)
+      assert.include(run.output, "o-5 (tenant acme): 50 × gizmo → rejected: OutOfStock")
+      assert.include(run.output, "curl -si -X POST")
+      assert.include(run.output, "stopped")
+    })))
 })
+
+interface MainRun {
+  readonly output: string
+  readonly placed: { readonly status: number; readonly body: unknown }
+  readonly unauthorized: number
+  readonly inFlight: { readonly status: number; readonly body: any }
+  readonly code: number | null
+  readonly stoppedInMs: number
+}
+
+/** Runs `examples/main.ts` as `npm start` does, on a free port; calls it; interrupts it with one call in flight. */
+const runMainAndInterrupt = async (): Promise<MainRun> => {
+  const root = fileURLToPath(new URL("..", import.meta.url))
+  const child = spawn(process.execPath, ["examples/main.ts"], {
+    cwd: root,
+    env: { ...process.env, PORT: "0", HERALD_BRIDGE: "memory" },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let output = ""
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()))
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()))
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no URL line within 15 s:\n${output}`)), 15_000)
+      const check = () => {
+        const match = /listening on (http:\/\/[0-9.:]+)/.exec(output)
+        if (match !== null) {
+          clearTimeout(timer)
+          child.stdout.off("data", check)
+          resolve(match[1]!)
+        }
+      }
+      child.stdout.on("data", check)
+      child.once("exit", () => reject(new Error(`exited before listening:\n${output}`)))
+    })
+    const order = (orderId: string, card: string, token?: string) =>
+      fetch(`${url}/api/orders`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+        body: JSON.stringify({ orderId, sku: "widget", quantity: 2, card, email: "alice@acme.test" })
+      })
+    const placed = await order("o-100", "4242-4242-4242-4242", "alice-token")
+    const placedBody = await placed.json()
+    const unauthorized = (await order("o-101", "4242-4242-4242-4242")).status
+    // the slow card: billing takes a second, orders gives up after 200 ms
+    const inFlight = order("o-102", "4000-0000-0000-3220", "alice-token").then(async (r) => ({ status: r.status, body: await r.json() }))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const start = performance.now()
+    child.kill("SIGINT")
+    const code = await exited
+    return {
+      output,
+      placed: { status: placed.status, body: placedBody },
+      unauthorized,
+      inFlight: await inFlight,
+      code,
+      stoppedInMs: performance.now() - start
+    }
+  } finally {
+    if (child.exitCode === null) child.kill("SIGKILL")
+  }
+}
