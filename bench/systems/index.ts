@@ -8,13 +8,20 @@
 import type { SystemInfo } from "../lib/types.ts"
 
 const NATS = { name: "NATS", host: "127.0.0.1", port: 4222 } as const
+const MOSQUITTO = { name: "Mosquitto", host: "127.0.0.1", port: 1883 } as const
 
 export const SYSTEMS: ReadonlyArray<SystemInfo> = [
   { id: "direct", file: "direct.ts", description: "plain await add() and an EventEmitter with 4 listeners" },
   { id: "herald-memory", file: "herald-memory.ts", description: "Herald on the memory bridge", baseline: "direct" },
   { id: "nats-raw", file: "nats-raw.ts", description: "@nats-io/transport-node request/reply and pub/sub", broker: NATS },
-  { id: "herald-nats", file: "herald-nats.ts", description: "Herald on the NATS bridge", baseline: "nats-raw", broker: NATS }
-  // later: mqtt-raw / herald-mqtt (Mosquitto 127.0.0.1:1883), amqp-raw / herald-amqp (RabbitMQ 127.0.0.1:5672)
+  { id: "herald-nats", file: "herald-nats.ts", description: "Herald on the NATS bridge", baseline: "nats-raw", broker: NATS },
+  {
+    id: "mqtt-raw",
+    file: "mqtt-raw.ts",
+    description: "mqtt.js 5 request/response (response topic + correlation data) and pub/sub, QoS 0",
+    broker: MOSQUITTO
+  },
+  { id: "herald-mqtt", file: "herald-mqtt.ts", description: "Herald on the MQTT bridge", baseline: "mqtt-raw", broker: MOSQUITTO }
 ]
 
 export const systemById = (id: string): SystemInfo | undefined => SYSTEMS.find((s) => s.id === id)

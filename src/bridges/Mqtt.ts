@@ -1,0 +1,698 @@
+/**
+ * The MQTT 5 bridge: commands over shared subscriptions with request/response properties, events
+ * over QoS 1 publishes, durable subscriptions over persistent sessions acknowledged by hand.
+ *
+ * - Commands: published to `<prefix>/cmd/<service>/<version>/<command>` with a Response Topic (the
+ *   bridge's inbox), Correlation Data and a Message Expiry Interval taken from the deadline, and
+ *   served through `$share/<service>.<version>.<command>/…`. Every bridge announces the addresses it
+ *   serves in a retained presence message (cleared on exit and by its Last Will) and mirrors
+ *   everyone's, so a call nobody serves fails with `NoResponder` after one round trip at most.
+ * - Events: published with QoS 1 to `<prefix>/evt/<tenant>/<sender>/<event/name>`; the publish
+ *   succeeds on PUBACK. Non-durable subscriptions use the bridge's connection (`$share/` for
+ *   `shared` delivery); a durable one gets a persistent session of its own whose messages are
+ *   acknowledged only after the handler succeeded.
+ *
+ * The wire mapping is specified in `docs/mqtt-wire.md`.
+ */
+import type { Context, Fiber } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Layer, Schedule, Scheduler, Scope } from "effect"
+import { connect, type IClientOptions, type IClientPublishOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from "mqtt"
+import { addressKey, Bridge, type BridgeShape, type Health, type SubscriptionSpec } from "../Bridge.ts"
+import { BridgeError, NoResponder } from "../BridgeError.ts"
+import * as Topics from "../internal/mqttTopics.ts"
+
+/** TLS options passed to the client as they are; use them with an `mqtts://` URL. */
+export interface MqttTlsOptions {
+  /** Trusted CA certificates (PEM). Default: Node's bundled CAs. */
+  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer> | undefined
+  /** Client certificate chain (PEM), for mutual TLS. */
+  readonly cert?: string | Buffer | ReadonlyArray<string | Buffer> | undefined
+  /** Client private key (PEM), for mutual TLS. */
+  readonly key?: string | Buffer | ReadonlyArray<string | Buffer> | undefined
+  /** Refuse a server whose certificate does not verify. Default `true`. */
+  readonly rejectUnauthorized?: boolean | undefined
+  /** Server name for SNI and the certificate check. Default: the URL's host. */
+  readonly servername?: string | undefined
+  /** ALPN protocols to offer. */
+  readonly ALPNProtocols?: ReadonlyArray<string> | undefined
+}
+
+/** Options of the MQTT bridge. Every option has a default; `MqttBridge.layer()` talks to a local broker. */
+export interface MqttBridgeConfig {
+  /** Broker URL: `mqtt://`, `mqtts://`, `ws://` or `wss://`. Default `"mqtt://127.0.0.1:1883"`. */
+  readonly url?: string | undefined
+  /** First part of the bridge's client id, `<clientIdPrefix>-<random>`: letters, digits, `_`, `-`. Default `"herald"`. */
+  readonly clientIdPrefix?: string | undefined
+  /** User name for authentication. */
+  readonly username?: string | undefined
+  /** Password for authentication. */
+  readonly password?: string | undefined
+  /** TLS options (CA, client certificate, SNI…). */
+  readonly tls?: MqttTlsOptions | undefined
+  /**
+   * First levels of every Herald topic: letters, digits, `_` and `-`, several levels joined by `/`
+   * allowed (`acme/herald`). Default `"herald"`.
+   */
+  readonly topicPrefix?: string | undefined
+  /** QoS of commands and replies. Default 0: a call is bounded by its deadline anyway. */
+  readonly commandQos?: 0 | 1 | undefined
+  /** QoS of non-durable subscriptions (events are always published with QoS 1). Default 0. */
+  readonly eventQos?: 0 | 1 | undefined
+  /** Durable `shared` subscriptions: how long the broker keeps a session while no instance holds it. Default 7 days. */
+  readonly sessionExpiry?: Duration.Input | undefined
+  /** Durable `broadcast` subscriptions: how long an instance's session outlives a crash of the instance. Default 10 min. */
+  readonly broadcastSessionExpiry?: Duration.Input | undefined
+  /** Bound of one broker operation: connect, subscribe, publish acknowledgement. Default 5 s. */
+  readonly timeout?: Duration.Input | undefined
+  /** Wait between reconnection attempts. Default 1 s. */
+  readonly reconnectPeriod?: Duration.Input | undefined
+  /** MQTT keep-alive: a silent broker is declared lost after 1.5 times this. Default 30 s. */
+  readonly keepalive?: Duration.Input | undefined
+  /** How often presence and lease messages are refreshed; they expire after three intervals. Default 10 s. */
+  readonly presenceInterval?: Duration.Input | undefined
+  /** Durable subscriptions: unacknowledged events in flight per session (MQTT Receive Maximum). Default 256. */
+  readonly maxInflight?: number | undefined
+  /** How long closing a durable subscription waits for running handlers to acknowledge. Default 5 s. */
+  readonly drainTimeout?: Duration.Input | undefined
+}
+
+const BRIDGE = "mqtt"
+const CONTENT_TYPE = "application/cloudevents+json"
+const EMPTY = Buffer.alloc(0)
+/** Delay before a durable session whose handler failed reconnects to get the event again (MQTT has no nak). */
+const NAK_DELAY_MS = 1000
+/** Returned to mqtt.js by a durable session so that it does not acknowledge the message itself. */
+const MANUAL_ACK = new Error("herald acknowledges after the handler")
+
+const millis = (input: Duration.Input | undefined, fallback: Duration.Input): number =>
+  Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback))
+const fail = (reason: string) => new BridgeError({ bridge: BRIDGE, reason })
+const bridgeError = (what: string, e: unknown) => fail(`${what}: ${e instanceof Error ? e.message : String(e)}`)
+const within = (what: string, ms: number) => <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E | BridgeError> =>
+  Effect.timeoutOrElse(effect, { duration: ms, orElse: () => Effect.fail(fail(`${what}: timed out after ${ms} ms`)) })
+const bestEffort = <A, E>(ms: number, effect: Effect.Effect<A, E>): Effect.Effect<void> => Effect.ignore(Effect.timeoutOption(effect, ms))
+const bufferOf = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+const bytesOf = (packet: IPublishPacket): Uint8Array => typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload
+const remove = <A>(xs: Array<A>, x: A) => {
+  const i = xs.indexOf(x)
+  if (i >= 0) xs.splice(i, 1)
+}
+
+type Run = <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
+type EventHandler = Parameters<BridgeShape["subscribe"]>[1]
+type Member = (packet: IPublishPacket) => void
+const runner = Effect.map(Effect.context<never>(), (ctx: Context.Context<never>): Run => Effect.runForkWith(ctx))
+
+/** One broker subscription of the bridge's connection, shared by every local consumer of its filter. */
+interface Route {
+  readonly id: number
+  readonly filter: string
+  readonly qos: 0 | 1
+  /** The registry wants retained messages; commands and events are never retained, so they skip them. */
+  readonly retained: boolean
+  /** Every member gets each message (broadcast), or one in turn (commands, shared events). */
+  readonly fanout: boolean
+  readonly members: Array<Member>
+  next: number
+  readonly ready: Deferred.Deferred<void, BridgeError>
+}
+
+/** The local consumers of one durable session and the state of its delivery. */
+interface Durable {
+  readonly members: Array<{ readonly handler: EventHandler; readonly run: Run }>
+  next: number
+  inflight: number
+  stopped: boolean
+  readonly ready: Deferred.Deferred<void>
+  readonly scope: Scope.Closeable
+}
+
+const settingsOf = (config: MqttBridgeConfig) =>
+  Effect.suspend(() => {
+    const prefix = config.topicPrefix ?? "herald"
+    if (!Topics.isLevels(prefix)) {
+      return Effect.fail(fail(`topicPrefix ${JSON.stringify(prefix)} is not MQTT levels ([A-Za-z0-9_-] joined by '/')`))
+    }
+    const clientIdPrefix = config.clientIdPrefix ?? "herald"
+    if (!Topics.isLevel(clientIdPrefix)) {
+      return Effect.fail(fail(`clientIdPrefix ${JSON.stringify(clientIdPrefix)} may only hold [A-Za-z0-9_-]`))
+    }
+    const presenceMs = millis(config.presenceInterval, "10 seconds")
+    return Effect.succeed({
+      url: config.url ?? "mqtt://127.0.0.1:1883",
+      prefix,
+      clientIdPrefix,
+      commandQos: config.commandQos ?? 0,
+      eventQos: config.eventQos ?? 0,
+      sessionExpiry: Math.ceil(millis(config.sessionExpiry, "7 days") / 1000),
+      broadcastExpiry: Math.ceil(millis(config.broadcastSessionExpiry, "10 minutes") / 1000),
+      timeoutMs: millis(config.timeout, "5 seconds"),
+      reconnectMs: millis(config.reconnectPeriod, "1 second"),
+      presenceMs,
+      ttl: Math.ceil((3 * presenceMs) / 1000),
+      maxInflight: config.maxInflight ?? 256,
+      drainMs: millis(config.drainTimeout, "5 seconds"),
+      base: {
+        protocolVersion: 5,
+        resubscribe: false,
+        // mqtt.js calls its debug logger about ten times per packet; Herald logs through Effect instead
+        log: () => {},
+        connectTimeout: millis(config.timeout, "5 seconds"),
+        keepalive: Math.max(1, Math.round(millis(config.keepalive, "30 seconds") / 1000)),
+        ...(config.username !== undefined ? { username: config.username } : {}),
+        ...(config.password !== undefined ? { password: config.password } : {}),
+        ...(config.tls !== undefined ? (config.tls as unknown as IClientOptions) : {})
+      } satisfies IClientOptions
+    })
+  })
+
+/** Turns Nagle's algorithm off on the client's socket (TCP or TLS; a no-op for WebSockets). */
+const noDelay = (client: MqttClient) => (client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true)
+
+/**
+ * Coalesces what one event-loop turn writes to a client's socket into one system call: mqtt.js
+ * flushes every packet on its own, and each Effect fiber resumes in a turn of its own.
+ */
+const writeBatcher = (dispatcher: Scheduler.SchedulerDispatcher) => {
+  let corked: { readonly uncork: () => void } | undefined
+  const uncork = () => {
+    const stream = corked
+    corked = undefined
+    stream?.uncork()
+  }
+  return (client: MqttClient): void => {
+    const stream = client.stream as unknown as { readonly cork?: () => void; readonly uncork?: () => void } | undefined
+    if (corked !== undefined || !client.connected || stream?.cork === undefined || stream.uncork === undefined) return
+    stream.cork()
+    corked = stream as { readonly uncork: () => void }
+    dispatcher.scheduleTask(uncork, 0)
+  }
+}
+
+/** Acknowledges a QoS 1 message by hand (mqtt.js has no public call for it). */
+const acknowledge = (client: MqttClient, messageId: number) =>
+  (client as unknown as { _sendPacket: (packet: object) => void })._sendPacket({ cmd: "puback", messageId, reasonCode: 0 })
+
+/** Publishes and waits for mqtt.js's callback: the PUBACK for QoS 1, the write for QoS 0. */
+const publishOn = (
+  client: MqttClient,
+  batch: (client: MqttClient) => void,
+  what: string,
+  topic: string,
+  payload: Buffer,
+  options: IClientPublishOptions
+) =>
+  Effect.callback<void, BridgeError>((resume) => {
+    batch(client)
+    client.publish(topic, payload, options, (e) => resume(e ? Effect.fail(bridgeError(what, e)) : Effect.void))
+  })
+
+/** Builds an MQTT bridge that lives as long as the current scope. */
+export const make = (config: MqttBridgeConfig = {}): Effect.Effect<BridgeShape, BridgeError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const s = yield* settingsOf(config)
+    const { prefix, timeoutMs } = s
+    const clock = yield* Clock.Clock
+    const now = () => clock.currentTimeMillisUnsafe()
+    const run = yield* runner
+    const scheduler = yield* Scheduler.Scheduler
+    const batch = writeBatcher(scheduler.makeDispatcher())
+    const bridgeScope = yield* Effect.scope
+    const clientId = `${s.clientIdPrefix}-${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`
+    const inbox = Topics.inboxTopic(prefix, clientId)
+    const presenceTopic = Topics.presenceTopic(prefix, clientId)
+    const graceMs = s.reconnectMs + 1000
+
+    let health: Health = "reconnecting"
+    let closed = false
+    let generation = 0
+    let reconnectedAt = Number.NEGATIVE_INFINITY
+    let lastError = "no answer"
+    // open while connected and in sync with the broker's registry; sends wait for it
+    let gate = Deferred.makeUnsafe<void>()
+    const routes = new Map<string, Route>()
+    const byId = new Map<number, Route>()
+    let routeIds = 0
+    /** Requests waiting for their reply, by correlation data; each entry resumes its caller once. */
+    const pending = new Map<string, (reply: Effect.Effect<Uint8Array, BridgeError>) => void>()
+    /** Event publishes waiting for their PUBACK; a sweep fails those older than the timeout. */
+    const unconfirmed = new Set<{ readonly at: number; readonly expire: () => void }>()
+    const barriers = new Map<string, Deferred.Deferred<Uint8Array, BridgeError>>()
+    let seq = 0
+    const served = new Map<string, number>()
+    let announced = false
+    const presence = new Topics.Mirror<ReadonlyArray<string>>((commands) => commands)
+    const leases = new Topics.Mirror<string>()
+    const durables = new Map<string, Durable>()
+
+    const client = yield* Effect.try({
+      try: () =>
+        connect(s.url, {
+          ...s.base,
+          clientId,
+          clean: true,
+          reconnectPeriod: s.reconnectMs,
+          properties: { sessionExpiryInterval: 0 },
+          // a crash or a lost connection clears this bridge's presence at once
+          will: { topic: presenceTopic, payload: EMPTY, qos: 1, retain: true }
+        }),
+      catch: (e) => bridgeError(`cannot connect to ${s.url}`, e)
+    })
+    if (typeof (client as unknown as { _sendPacket?: unknown })._sendPacket !== "function") {
+      client.end(true)
+      return yield* fail("this mqtt.js version cannot acknowledge messages by hand")
+    }
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        yield* bestEffort(timeoutMs, announce)
+        closed = true
+        health = "closed"
+        for (const resume of [...pending.values()]) resume(Effect.fail(fail("request: the bridge closed")))
+        pending.clear()
+        Deferred.doneUnsafe(gate, Exit.void)
+        yield* bestEffort(timeoutMs, Effect.tryPromise(() => client.endAsync()))
+        client.end(true)
+      })
+    )
+
+    const isUp = () => !closed && Deferred.isDoneUnsafe(gate)
+    /** Waits until the connection is up and in sync, within the timeout; fails when the bridge is closed. */
+    const connected = (what: string) => {
+      const isClosed = Effect.suspend(() => (closed ? Effect.fail(fail(`${what}: the bridge is closed`)) : Effect.void))
+      const wait = Effect.andThen(isClosed, Effect.andThen(Effect.suspend(() => Deferred.await(gate)), isClosed))
+      return Effect.suspend(() => (isUp() ? Effect.void : within(what, timeoutMs)(wait)))
+    }
+    const publish = (what: string, topic: string, payload: Buffer, options: IClientPublishOptions) =>
+      publishOn(client, batch, what, topic, payload, options)
+    const subscribeNow = (route: Route, done: (e: Error | null) => void) =>
+      client.subscribe(route.filter, { qos: route.qos, rh: route.retained ? 0 : 2, properties: { subscriptionIdentifier: route.id } }, (e) =>
+        done(e))
+    const subscribeTo = (route: Route) =>
+      Effect.callback<void, BridgeError>((resume) => {
+        subscribeNow(route, (e) => resume(e ? Effect.fail(bridgeError(`subscribe ${route.filter}`, e)) : Effect.void))
+      })
+
+    /** Publishes this bridge's presence: the addresses it serves, or an empty retained message once it serves none. */
+    const announce = Effect.suspend(() => {
+      if (closed || !client.connected || (served.size === 0 && !announced)) return Effect.void
+      announced = served.size > 0
+      return announced
+        ? publish("announce", presenceTopic, Buffer.from(Topics.encodePresence(served.keys())), {
+          qos: 1,
+          retain: true,
+          properties: { messageExpiryInterval: s.ttl }
+        })
+        : publish("announce", presenceTopic, EMPTY, { qos: 1, retain: true })
+    })
+
+    /** A round trip through the broker: every message routed to this bridge before it has arrived. */
+    const barrier = Effect.suspend(() => {
+      const key = `b${++seq}`
+      const done = Deferred.makeUnsafe<Uint8Array, BridgeError>()
+      barriers.set(key, done)
+      return publish("sync", inbox, EMPTY, { qos: 0, properties: { correlationData: Buffer.from(key) } }).pipe(
+        Effect.andThen(Deferred.await(done)),
+        within("sync with the broker", timeoutMs),
+        Effect.ensuring(Effect.sync(() => barriers.delete(key)))
+      )
+    })
+
+    /** After every (re)connection: resubscribe, announce, then open the gate once the registry is in sync. */
+    const resync = (g: number) =>
+      Effect.gen(function*() {
+        // issued before the barrier: the broker handles a connection's packets in order
+        for (const route of routes.values()) subscribeNow(route, (e) => e && void (lastError = e.message))
+        run(Effect.ignore(announce))
+        const synced = yield* Effect.exit(barrier)
+        if (g !== generation || closed) return
+        if (Exit.isFailure(synced)) yield* Effect.logWarning(`herald: mqtt could not sync the registry after connecting`)
+        presence.prune(g)
+        leases.prune(g)
+        health = "connected"
+        Deferred.doneUnsafe(gate, Exit.void)
+      })
+
+    client.on("error", (e) => void (lastError = e.message))
+    client.on("close", () => {
+      if (closed || !Deferred.isDoneUnsafe(gate)) return
+      health = "reconnecting"
+      gate = Deferred.makeUnsafe<void>()
+      run(Effect.logWarning(`herald: mqtt connection to ${s.url} lost (${lastError}); reconnecting`))
+    })
+    client.on("connect", () => {
+      noDelay(client)
+      if (generation > 0) {
+        reconnectedAt = now()
+        run(Effect.logInfo(`herald: mqtt reconnected to ${s.url}`))
+      }
+      run(resync(++generation))
+    })
+    client.on("message", (_topic, _payload, packet) => {
+      const ids = packet.properties?.subscriptionIdentifier
+      for (const id of typeof ids === "number" ? [ids] : ids ?? []) {
+        const route = byId.get(id)
+        if (route === undefined || route.members.length === 0) continue
+        if (route.fanout) for (const member of [...route.members]) member(packet)
+        else route.members[route.next++ % route.members.length]!(packet)
+      }
+    })
+
+    /** Adds a local consumer of `filter`, subscribing the connection to it when it is new (`ready` says when). */
+    const registerRoute = (what: string, filter: string, qos: 0 | 1, fanout: boolean, member: Member, retained = false) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          let route = routes.get(filter)
+          if (route === undefined) {
+            const fresh: Route = { id: ++routeIds, filter, qos, retained, fanout, members: [], next: 0, ready: Deferred.makeUnsafe() }
+            routes.set(filter, fresh)
+            byId.set(fresh.id, fresh)
+            run(Effect.andThen(connected(what), subscribeTo(fresh)).pipe(
+              within(what, timeoutMs),
+              Effect.exit,
+              Effect.flatMap((exit) => Deferred.done(fresh.ready, exit))
+            ))
+            route = fresh
+          }
+          route.members.push(member)
+          return route
+        }),
+        (route) =>
+          Effect.callback<void>((resume) => {
+            remove(route.members, member)
+            if (route.members.length > 0 || routes.get(filter) !== route) return resume(Effect.void)
+            routes.delete(filter)
+            byId.delete(route.id)
+            if (closed || !client.connected) return resume(Effect.void)
+            client.unsubscribe(filter, () => resume(Effect.void))
+          }).pipe((effect) => bestEffort(timeoutMs, effect))
+      )
+    const addRoute = (what: string, filter: string, qos: 0 | 1, fanout: boolean, member: Member) =>
+      Effect.flatMap(registerRoute(what, filter, qos, fanout, member), (route) => Deferred.await(route.ready))
+
+    const onRegistry = <A>(mirror: Topics.Mirror<A>, decode: (bytes: Uint8Array) => A | undefined): Member => (packet) => {
+      if (bytesOf(packet).length === 0) return mirror.delete(packet.topic)
+      const value = decode(bytesOf(packet))
+      const ttl = packet.properties?.messageExpiryInterval ?? s.ttl
+      if (value !== undefined) mirror.set(packet.topic, value, now() + ttl * 1000, generation)
+    }
+    const onInbox: Member = (packet) => {
+      const key = packet.properties?.correlationData?.toString() ?? ""
+      const resume = pending.get(key)
+      if (resume !== undefined) {
+        pending.delete(key)
+        return resume(Effect.succeed(bytesOf(packet)))
+      }
+      const barrier = barriers.get(key)
+      if (barrier !== undefined) Deferred.doneUnsafe(barrier, Exit.succeed(bytesOf(packet)))
+    }
+    // subscribed by the first resync, before its barrier
+    yield* registerRoute("subscribe the inbox", inbox, s.commandQos, true, onInbox)
+    yield* registerRoute("subscribe to presence", Topics.presenceFilter(prefix), 1, true, onRegistry(presence, Topics.decodePresence), true)
+    yield* registerRoute("subscribe to leases", Topics.leaseFilter(prefix), 1, true, onRegistry(leases, Topics.decodeLease), true)
+    yield* Deferred.await(gate).pipe(
+      Effect.timeoutOrElse({ duration: timeoutMs, orElse: () => Effect.fail(fail(`cannot connect to ${s.url}: ${lastError}`)) })
+    )
+    // presence and leases expire unless refreshed
+    const heartbeat = Effect.suspend(() => (served.size > 0 ? Effect.ignore(announce) : Effect.void))
+    yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(s.presenceMs), heartbeat)))
+    const sweep = Effect.sync(() => {
+      const limit = now() - timeoutMs
+      for (const entry of unconfirmed) {
+        if (entry.at > limit) break // insertion order is age order
+        unconfirmed.delete(entry)
+        entry.expire()
+      }
+    })
+    yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(Math.min(250, timeoutMs)), sweep)))
+
+    /** Publishes an event with QoS 1 and waits for its PUBACK (bounded by the sweep, not by a timer per publish). */
+    const publishConfirmed = (what: string, topic: string, payload: Buffer) =>
+      Effect.callback<void, BridgeError>((resume) => {
+        const entry = { at: now(), expire: () => resume(Effect.fail(fail(`${what}: not acknowledged within ${timeoutMs} ms`))) }
+        unconfirmed.add(entry)
+        batch(client)
+        client.publish(topic, payload, { qos: 1, properties: { contentType: CONTENT_TYPE } }, (e) => {
+          if (unconfirmed.delete(entry)) resume(e ? Effect.fail(bridgeError(what, e)) : Effect.void)
+        })
+        return Effect.sync(() => void unconfirmed.delete(entry))
+      })
+
+    /** Sends a command and waits for the reply correlated with it. */
+    const send = (key: string, topic: string, payload: Buffer, expiresAt: number) =>
+      Effect.callback<Uint8Array, BridgeError>((resume) => {
+        const id = String(++seq)
+        pending.set(id, resume)
+        batch(client)
+        client.publish(topic, payload, {
+          qos: s.commandQos,
+          properties: {
+            responseTopic: inbox,
+            correlationData: Buffer.from(id),
+            messageExpiryInterval: Topics.expirySeconds(expiresAt, now()),
+            contentType: CONTENT_TYPE
+          }
+        }, (e) => {
+          if (e && pending.delete(id)) resume(Effect.fail(bridgeError(`request ${key}`, e)))
+        })
+        return Effect.sync(() => void pending.delete(id))
+      })
+
+    const isLive = (key: string) => (served.get(key) ?? 0) > 0 || presence.has(key, now())
+    /** Fails with `NoResponder` when no bridge serves `key`, after a round trip that brings the registry up to date. */
+    const live = (key: string) =>
+      Effect.suspend(() =>
+        isLive(key) ? Effect.void : Effect.andThen(
+          barrier,
+          Effect.suspend(() => isLive(key) ? Effect.void : Effect.fail(new NoResponder({ address: key })))
+        )
+      )
+
+    /** Runs one durable session: waits for its lease (shared), connects, consumes, and starts over when the connection ends. */
+    const holdSession = (group: Durable, spec: SubscriptionSpec, id: string, filters: ReadonlyArray<string>) => {
+      const lease = spec.delivery === "shared" ? Topics.leaseTopic(prefix, spec) : undefined
+      let naking = false
+      const batchSession = writeBatcher(scheduler.makeDispatcher())
+      const deliver = (session: MqttClient, packet: IPublishPacket) => {
+        if (group.stopped || group.members.length === 0) return // not acknowledged: delivered again later
+        const member = group.members[group.next++ % group.members.length]!
+        group.inflight++
+        member.run(member.handler({ bytes: bytesOf(packet), deliveryCount: packet.dup ? 2 : 1 })).addObserver((exit) => {
+          group.inflight--
+          if (packet.qos === 0 || packet.messageId === undefined || !session.connected) return
+          if (Exit.isSuccess(exit)) return (batchSession(session), acknowledge(session, packet.messageId))
+          if (Cause.hasInterruptsOnly(exit.cause) || naking) return
+          // no nak in MQTT: reconnect the session so the broker sends the unacknowledged event again
+          naking = true
+          run(Effect.sleep(NAK_DELAY_MS).pipe(Effect.andThen(Effect.sync(() => ((naking = false), session.end(true))))))
+        })
+      }
+      const leaseFree = () => {
+        const holder = lease === undefined ? undefined : leases.get(lease, now())
+        if (holder !== undefined && holder !== clientId) Deferred.doneUnsafe(group.ready, Exit.void) // the session is held
+        return holder === undefined || holder === clientId
+      }
+      const open = Effect.suspend(() => {
+        const ended = Deferred.makeUnsafe<void>()
+        const session = connect(s.url, {
+          ...s.base,
+          clientId: id,
+          clean: false,
+          reconnectPeriod: 0,
+          properties: { sessionExpiryInterval: lease === undefined ? s.broadcastExpiry : s.sessionExpiry, receiveMaximum: s.maxInflight },
+          ...(lease === undefined ? {} : { will: { topic: lease, payload: EMPTY, qos: 1 as const, retain: true } })
+        })
+        session.handleMessage = (packet, done) => {
+          deliver(session, packet)
+          done(packet.qos > 0 ? MANUAL_ACK : undefined)
+        }
+        session.on("error", (e) => void (lastError = e.message))
+        session.on("close", () => Deferred.doneUnsafe(ended, Exit.void))
+        return Effect.callback<IConnackPacket, BridgeError>((resume) => {
+          const settle = (result: Effect.Effect<IConnackPacket, BridgeError>) => {
+            session.off("connect", onConnect).off("close", onClose)
+            resume(result)
+          }
+          const onConnect = (connack: IConnackPacket) => settle(Effect.succeed(connack))
+          const onClose = () => settle(Effect.fail(fail(`durable session ${id}: cannot connect: ${lastError}`)))
+          session.on("connect", onConnect).on("close", onClose)
+        }).pipe(
+          within(`durable session ${id}`, timeoutMs),
+          Effect.map((connack) => ({ session, connack, ended })),
+          Effect.onError(() => Effect.sync(() => session.end(true)))
+        )
+      })
+      let refreshed = Number.NEGATIVE_INFINITY
+      const refreshLease = (session: MqttClient, topic: string) =>
+        Effect.suspend(() => {
+          refreshed = now()
+          return publishOn(session, batchSession, "lease", topic, Buffer.from(Topics.encodeLease(clientId)), {
+            qos: 1,
+            retain: true,
+            properties: { messageExpiryInterval: s.ttl }
+          })
+        })
+      /** Refreshes the lease every interval, and at once when the mirror shows it lost (e.g. to a late Last Will). */
+      const keepLease = (session: MqttClient, topic: string) =>
+        Effect.forever(Effect.andThen(
+          Effect.suspend(() =>
+            leases.get(topic, now()) === clientId && now() - refreshed < s.presenceMs ? Effect.void : refreshLease(session, topic)
+          ),
+          Effect.sleep(500)
+        ))
+      const consume = Effect.acquireUseRelease(
+        open,
+        ({ ended, session }) =>
+          Effect.gen(function*() {
+            noDelay(session)
+            // every time, not only for a new session: a new version of the subscription may add filters
+            yield* Effect.callback<void, BridgeError>((resume) => {
+              session.subscribe([...filters], { qos: 1, rh: 2 }, (e) => resume(e ? Effect.fail(bridgeError(`subscribe ${id}`, e)) : Effect.void))
+            }).pipe(within(`subscribe ${id}`, timeoutMs))
+            if (lease !== undefined) yield* refreshLease(session, lease).pipe(within(`lease ${id}`, timeoutMs))
+            Deferred.doneUnsafe(group.ready, Exit.void)
+            const waitEnd = Deferred.await(ended)
+            yield* lease === undefined ? waitEnd : Effect.raceFirst(waitEnd, keepLease(session, lease))
+          }),
+        ({ session }, exit) =>
+          Exit.hasInterrupts(exit)
+            ? Effect.gen(function*() {
+              // closing: let running handlers acknowledge, then leave (shared: the Last Will frees the lease)
+              group.stopped = true
+              yield* bestEffort(
+                s.drainMs,
+                Effect.repeat(Effect.sync(() => group.inflight === 0), { schedule: Schedule.spaced(20), until: (idle) => idle })
+              )
+              yield* bestEffort(
+                timeoutMs,
+                Effect.tryPromise(() =>
+                  session.endAsync(
+                    lease === undefined ? { reasonCode: 0, properties: { sessionExpiryInterval: 0 } } : { reasonCode: 4 }
+                  )
+                )
+              )
+              session.end(true)
+            })
+            : Effect.sync(() => session.end(true))
+      )
+      const waitLease = Effect.repeat(Effect.sync(leaseFree), { schedule: Schedule.spaced(200), until: (free) => free })
+      return Effect.suspend(() => Deferred.await(gate)).pipe(
+        Effect.andThen(waitLease),
+        Effect.andThen(consume),
+        // an expected outage of the broker is logged once by the connection, not by every session
+        Effect.catch((e) => isUp() ? Effect.logWarning(`herald: mqtt ${e.message}`) : Effect.logDebug(`herald: mqtt ${e.message}`)),
+        Effect.andThen(Effect.suspend(() => Effect.sleep(s.reconnectMs + Math.floor(Math.random() * 250)))),
+        Effect.forever
+      )
+    }
+
+    const consumeDurable = (spec: SubscriptionSpec, filters: ReadonlyArray<string>, handler: EventHandler) =>
+      Effect.gen(function*() {
+        const id = Topics.durableClientId(prefix, spec)
+        const member = { handler, run: yield* runner }
+        let group = durables.get(id)
+        if (group === undefined) {
+          const scope = yield* Scope.fork(bridgeScope)
+          group = { members: [], next: 0, inflight: 0, stopped: false, ready: Deferred.makeUnsafe(), scope }
+          durables.set(id, group)
+          yield* Effect.forkIn(holdSession(group, spec, id, filters), scope)
+        }
+        const owned = group
+        owned.members.push(member)
+        yield* Effect.addFinalizer(() =>
+          Effect.suspend(() => {
+            remove(owned.members, member)
+            if (owned.members.length > 0 || durables.get(id) !== owned) return Effect.void
+            durables.delete(id)
+            return Scope.close(owned.scope, Exit.void)
+          })
+        )
+        yield* Deferred.await(owned.ready).pipe(within(`subscribe ${id}`, timeoutMs))
+      })
+
+    const bridge: BridgeShape = {
+      name: BRIDGE,
+      capabilities: { durable: true, persistent: true },
+      health: Effect.sync(() => (closed ? "closed" : health)),
+      pendingRequests: Effect.sync(() => pending.size),
+
+      publish: (route, bytes) =>
+        Effect.suspend(() => {
+          const topic = Topics.eventTopic(prefix, route)
+          const what = `publish ${route.eventName}`
+          if (topic === undefined) return Effect.fail(fail(`${what}: the event name and sender service must be MQTT levels`))
+          const confirmed = publishConfirmed(what, topic, bufferOf(bytes))
+          return isUp() ? confirmed : Effect.andThen(connected(what), confirmed)
+        }),
+
+      serve: (address, handler) =>
+        Effect.gen(function*() {
+          const key = addressKey(address)
+          if (!Topics.isValidAddress(address)) return yield* fail(`serve ${key}: not a valid MQTT address`)
+          const runHandler = yield* runner
+          const reply = (to: string, correlationData: Buffer | undefined) => (bytes: Uint8Array) =>
+            Effect.andThen(
+              connected(`reply ${key}`),
+              publish(`reply ${key}`, to, bufferOf(bytes), {
+                qos: s.commandQos,
+                properties: correlationData === undefined ? { contentType: CONTENT_TYPE } : { correlationData, contentType: CONTENT_TYPE }
+              })
+            )
+          yield* addRoute(`serve ${key}`, Topics.commandFilter(prefix, address), s.commandQos, false, (packet) => {
+            const to = packet.properties?.responseTopic
+            void runHandler(handler({
+              bytes: bytesOf(packet),
+              reply: to === undefined ? () => Effect.void : reply(to, packet.properties?.correlationData)
+            }))
+          })
+          yield* Effect.acquireRelease(
+            Effect.sync(() => served.set(key, (served.get(key) ?? 0) + 1)),
+            () =>
+              Effect.suspend(() => {
+                const left = (served.get(key) ?? 1) - 1
+                if (left > 0) served.set(key, left)
+                else served.delete(key)
+                return bestEffort(timeoutMs, announce)
+              })
+          )
+          yield* connected(`serve ${key}`).pipe(Effect.andThen(announce), within(`serve ${key}`, timeoutMs))
+        }),
+
+      request: (address, bytes, expiresAt) =>
+        Effect.suspend(() => {
+          const key = addressKey(address)
+          if (!Topics.isValidAddress(address)) return Effect.fail(fail(`request ${key}: not a valid MQTT address`))
+          const topic = Topics.commandTopic(prefix, address)
+          const payload = bufferOf(bytes)
+          if (isUp() && isLive(key)) return send(key, topic, payload, expiresAt)
+          const once: Effect.Effect<Uint8Array, NoResponder | BridgeError> = connected(`request ${key}`).pipe(
+            Effect.andThen(live(key)),
+            Effect.andThen(Effect.suspend(() => send(key, topic, payload, expiresAt))),
+            // right after a reconnection the servers may not have announced themselves again yet
+            Effect.catchIf(
+              (e) => e._tag === "NoResponder" && now() - reconnectedAt < graceMs,
+              () => Effect.andThen(Effect.sleep(100), once)
+            )
+          )
+          return once
+        }),
+
+      subscribe: (spec, handler) =>
+        Effect.gen(function*() {
+          const what = `subscribe ${spec.service}/${spec.version}/${spec.subscription}`
+          if (![spec.service, spec.version, spec.subscription].every(Topics.isLevel)) return yield* fail(`${what}: not valid MQTT names`)
+          const filters = Topics.filterTopics(prefix, spec)
+          if (filters.length === 0) return yield* Effect.logDebug(`herald: mqtt ${what}: no event name can match`)
+          if (spec.durable) return yield* consumeDurable(spec, filters, handler)
+          const runHandler = yield* runner
+          const member: Member = (packet) => void runHandler(handler({ bytes: bytesOf(packet), deliveryCount: 1 }))
+          const shared = spec.delivery === "shared"
+          for (const filter of filters) {
+            yield* addRoute(what, shared ? Topics.sharedEventFilter(spec, filter) : filter, s.eventQos, !shared, member)
+          }
+        })
+    }
+    return bridge
+  })
+
+/** The MQTT bridge as a Layer: connects when built, leaves the broker cleanly when released. */
+export const layer = (config?: MqttBridgeConfig): Layer.Layer<Bridge, BridgeError, never> => Layer.effect(Bridge, make(config))

@@ -1,0 +1,692 @@
+/**
+ * MQTT-specific tests of the MQTT bridge, against a real Mosquitto on 127.0.0.1:1883. The
+ * behavioural conformance suite (BridgeSuite) runs at the end; this file covers durability, wire
+ * interop with `mosquitto_rr` and a plain MQTT client, bad input on the wire, fast `NoResponder`,
+ * and a broker restart under load.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Cause, Clock, type Context, Effect, Exit, Fiber, FiberSet, Layer, Metric, Option, Queue, Ref, Schedule, Scope } from "effect"
+import { execFile, execFileSync } from "node:child_process"
+import { readdirSync, readFileSync, readlinkSync } from "node:fs"
+import { createConnection } from "node:net"
+import * as fc from "fast-check"
+import { connect, type MqttClient } from "mqtt"
+import * as MqttBridge from "../../src/bridges/Mqtt.ts"
+import * as Topics from "../../src/internal/mqttTopics.ts"
+import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
+import { Bridge, Client, Event, Runtime, Service, Subscription, withContext } from "../../src/index.ts"
+import { Added, Calculator, CalculatorLive } from "../fixtures.ts"
+
+const HOST = "127.0.0.1"
+const PORT = 1883
+const URL = `mqtt://${HOST}:${PORT}`
+/** A fresh topic prefix and client id prefix per run, so leftovers of other runs never interfere. */
+const run = crypto.randomUUID().replaceAll("-", "").slice(0, 10)
+const prefix = `ht${run}`
+const clientIdPrefix = `hc${run}`
+/** Short-lived durable sessions: the broker forgets them soon after the run. */
+const mqttLayer = (extra: MqttBridge.MqttBridgeConfig = {}) =>
+  MqttBridge.layer({ topicPrefix: prefix, clientIdPrefix, sessionExpiry: "2 minutes", ...extra })
+
+const decoder = new TextDecoder()
+const json = (data: Uint8Array | string): Record<string, unknown> =>
+  JSON.parse(typeof data === "string" ? data : decoder.decode(data)) as Record<string, unknown>
+
+/** A plain MQTT 5 connection, as a program without Herald would use. */
+const rawClient = Effect.acquireRelease(
+  Effect.promise(() => new Promise<MqttClient>((resolve, reject) => {
+    const c = connect(URL, { protocolVersion: 5, clientId: `${clientIdPrefix}-raw-${crypto.randomUUID().slice(0, 8)}`, reconnectPeriod: 0 })
+    c.once("connect", () => resolve(c))
+    c.once("error", reject)
+  })),
+  (c) => Effect.promise(() => c.endAsync())
+)
+
+/** Takes `n` items from a queue, failing the test after `ms`. */
+const takeN = <A>(queue: Queue.Queue<A>, n: number, ms = 10_000) =>
+  Effect.suspend(() => {
+    const out: Array<A> = []
+    return Effect.whileLoop({
+      while: () => out.length < n,
+      body: () => Queue.take(queue),
+      step: (a) => void out.push(a)
+    }).pipe(
+      Effect.as(out),
+      Effect.timeoutOrElse({ duration: ms, orElse: () => Effect.die(new Error(`got ${out.length} of ${n} items in ${ms} ms`)) })
+    )
+  })
+
+/** Polls `check` until it returns true, failing the test after `ms`. */
+const eventually = <E, R>(what: string, check: Effect.Effect<boolean, E, R>, ms = 10_000) =>
+  check.pipe(
+    Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (ok) => ok }),
+    Effect.timeoutOrElse({ duration: ms, orElse: () => Effect.die(new Error(`${what}: not true within ${ms} ms`)) }),
+    Effect.asVoid
+  )
+
+/** `ok`, the tag of the typed error a call failed with, or `defect`. */
+const outcomeOf = (exit: Exit.Exit<unknown, { readonly _tag: string }>): string =>
+  Exit.isSuccess(exit)
+    ? "ok"
+    : Option.match(Cause.findErrorOption(exit.cause), { onNone: () => "defect", onSome: (e) => e._tag })
+
+const eventSub = (name: string, eventName: string, options: Partial<Subscription.SubscriptionOptions<typeof Added>> = {}) =>
+  Subscription.make(name, { filter: { eventName }, payload: Added, delivery: "shared", ...options })
+
+/** A CloudEvents command or event written by hand, as `docs/mqtt-wire.md` describes it. */
+const handWritten = (fields: Record<string, unknown>) =>
+  JSON.stringify({
+    specversion: "1.0",
+    id: crypto.randomUUID(),
+    source: "raw-client",
+    time: new Date().toISOString(),
+    datacontenttype: "application/json",
+    correlationid: "raw-correlation",
+    senderservice: "raw",
+    senderversion: "0",
+    ...fields
+  })
+
+/** Runs a command line tool and returns its standard output. */
+const runTool = (file: string, args: ReadonlyArray<string>) =>
+  Effect.callback<string, Error>((resume) => {
+    execFile(file, [...args], { timeout: 10_000 }, (error, stdout, stderr) =>
+      resume(error ? Effect.fail(new Error(`${file} failed: ${error.message} ${stderr}`)) : Effect.succeed(stdout)))
+  })
+
+// ---------------------------------------------------------------------------------------------
+// stopping and starting the local Mosquitto, exactly as it was started
+// ---------------------------------------------------------------------------------------------
+
+interface BrokerProcess {
+  readonly pid: number | undefined
+  readonly exe: string
+  readonly args: ReadonlyArray<string>
+}
+
+/** The running Mosquitto's pid, executable and arguments, read from /proc, or undefined when there is none. */
+function findBroker(): BrokerProcess | undefined {
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const exe = readlinkSync(`/proc/${pid}/exe`)
+      if (!exe.endsWith("/mosquitto")) continue
+      const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((a) => a !== "").slice(1)
+      return { pid: Number(pid), exe, args: args.includes("-d") ? args : ["-d", ...args] }
+    } catch {
+      // the process ended or is not ours to read
+    }
+  }
+  return undefined
+}
+/** How to start the broker again: as the running one was started, or as `.ci/run` starts it. */
+const broker: BrokerProcess = findBroker() ??
+  { pid: undefined, exe: "mosquitto", args: ["-d", "-c", "/etc/mosquitto/mosquitto.conf"] }
+
+const portOpen = () =>
+  new Promise<boolean>((resolve) => {
+    const socket = createConnection({ host: HOST, port: PORT })
+    socket.once("connect", () => (socket.destroy(), resolve(true)))
+    socket.once("error", () => (socket.destroy(), resolve(false)))
+  })
+
+const waitPort = async (open: boolean) => {
+  for (let i = 0; i < 200; i++) {
+    if ((await portOpen()) === open) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`port ${PORT} did not become ${open ? "open" : "closed"}`)
+}
+
+/** Stops the running broker by its pid (SIGTERM: Mosquitto saves its persistence file on the way out). */
+async function stopBroker() {
+  const running = findBroker()
+  if (running?.pid !== undefined) process.kill(running.pid, "SIGTERM")
+  await waitPort(false)
+}
+
+async function startBroker() {
+  if (await portOpen()) return
+  execFileSync(broker.exe, [...broker.args])
+  await waitPort(true)
+}
+
+describe("MqttBridge", () => {
+  it.live("rejects a bad prefix and an unreachable broker at build, without hanging", () =>
+    Effect.gen(function*() {
+      for (const topicPrefix of ["bad prefix", "a/+/b", "a/#", "$SYS", "a//b", ""]) {
+        const bad = yield* Effect.flip(Layer.build(MqttBridge.layer({ topicPrefix })))
+        assert.match(bad.message, /topicPrefix/)
+      }
+      const badId = yield* Effect.flip(Layer.build(MqttBridge.layer({ clientIdPrefix: "a/b" })))
+      assert.match(badId.message, /clientIdPrefix/)
+      const start = yield* Clock.currentTimeMillis
+      const down = yield* Effect.flip(Layer.build(MqttBridge.layer({ url: "mqtt://127.0.0.1:1", timeout: "1 second" })))
+      assert.strictEqual(down._tag, "BridgeError")
+      assert.match(down.message, /cannot connect to mqtt:\/\/127\.0\.0\.1:1/)
+      assert.isBelow((yield* Clock.currentTimeMillis) - start, 2_500)
+    }))
+
+  it.live("smoke: a call, a declared error, NoResponder at once, shared and broadcast events", () =>
+    Effect.gen(function*() {
+      const Ping = Event.make("smoke.ping", Added)
+      const Sink = Service.make("smoke-sink", "1", {
+        subscriptions: [eventSub("one-each", "smoke.ping"), eventSub("all-each", "smoke.ping", { delivery: "broadcast" })]
+      })
+      const shared = yield* Queue.unbounded<{ instance: number; sum: number }>()
+      const broadcast = yield* Queue.unbounded<{ instance: number; sum: number }>()
+      const sink = (instance: number) =>
+        Service.toLayer(Sink, {
+          "one-each": (p) => Queue.offer(shared, { instance, sum: p.sum }),
+          "all-each": (p) => Queue.offer(broadcast, { instance, sum: p.sum })
+        })
+      // one instance on the bridge of the test, one on a bridge of its own (another process, as far as the broker knows)
+      const services = Layer.mergeAll(CalculatorLive(), sink(0), sink(1).pipe(Layer.provide(mqttLayer())))
+      yield* Effect.gen(function*() {
+        const bridge = yield* Bridge.Bridge
+        assert.strictEqual(yield* bridge.health, "connected")
+        assert.deepStrictEqual(bridge.capabilities, { durable: true, persistent: true })
+
+        const calc = yield* Client.make(Calculator, { timeout: "5 seconds" })
+        assert.deepStrictEqual(yield* calc.add({ a: 1, b: 2 }), { sum: 3 })
+        const declared = yield* Effect.flip(calc.add({ a: 1000, b: 1 }))
+        assert.strictEqual(declared._tag, "Overflow")
+
+        const Nobody = Service.make("nobody", "1", { commands: [Calculator.commands[0]] })
+        const nobody = yield* Client.make(Nobody, { timeout: "10 seconds" })
+        const start = yield* Clock.currentTimeMillis
+        const missing = yield* Effect.flip(nobody.add({ a: 1, b: 2 }))
+        assert.strictEqual(missing._tag, "NoResponder")
+        assert.isBelow((yield* Clock.currentTimeMillis) - start, 1_000, "NoResponder must not wait for the timeout")
+        assert.strictEqual(yield* bridge.pendingRequests, 0)
+
+        for (const sum of [1, 2, 3, 4]) yield* Event.publish(Ping, { sum })
+        const once = yield* takeN(shared, 4)
+        assert.deepStrictEqual(once.map((d) => d.sum).sort(), [1, 2, 3, 4])
+        const everywhere = yield* takeN(broadcast, 8)
+        for (const sum of [1, 2, 3, 4]) {
+          const copies = everywhere.filter((d) => d.sum === sum).map((d) => d.instance).sort()
+          assert.deepStrictEqual(copies, [0, 1], `broadcast event ${sum} reaches every instance once`)
+        }
+        yield* Effect.sleep("300 millis")
+        assert.strictEqual(yield* Queue.size(shared), 0, "a shared event reaches one instance only")
+        assert.strictEqual(yield* Queue.size(broadcast), 0)
+      }).pipe(Effect.provide(services.pipe(Layer.provideMerge(mqttLayer()))))
+    }))
+
+  it.live("NoResponder comes at once from another bridge, both before a service starts and after it stops", () =>
+    Effect.gen(function*() {
+      const Lonely = Service.make("lonely", "1", { commands: [Calculator.commands[0]] })
+      const calling = yield* Layer.build(mqttLayer())
+      const calc = yield* Client.make(Lonely, { timeout: "10 seconds" }).pipe(Effect.provide(calling))
+      const timed = Effect.gen(function*() {
+        const start = yield* Clock.currentTimeMillis
+        const exit = yield* Effect.exit(calc.add({ a: 1, b: 2 }))
+        return { outcome: outcomeOf(exit), elapsed: (yield* Clock.currentTimeMillis) - start }
+      })
+      const before = yield* timed
+      assert.strictEqual(before.outcome, "NoResponder")
+      assert.isBelow(before.elapsed, 1_000)
+
+      const scope = yield* Scope.make()
+      yield* Layer.buildWithScope(
+        Service.toLayer(Lonely, { add: ({ a, b }) => Effect.succeed({ sum: a + b }) }).pipe(Layer.provide(mqttLayer())),
+        scope
+      )
+      // the other bridge's presence reaches the caller through the broker: no waiting needed
+      assert.strictEqual((yield* timed).outcome, "ok")
+      yield* Scope.close(scope, Exit.void)
+      // the stopped service's presence is cleared at once, but reaches the caller one broker hop later
+      yield* Effect.sleep("200 millis")
+      const after = yield* timed
+      assert.strictEqual(after.outcome, "NoResponder")
+      assert.isBelow(after.elapsed, 1_000)
+      assert.strictEqual(yield* Bridge.Bridge.use((b) => b.pendingRequests).pipe(Effect.provide(calling)), 0)
+    }))
+
+  it.live("a durable subscription gets the events published while its service was down, and acks them", () =>
+    Effect.gen(function*() {
+      const Tick = Event.make("durable.tick", Added)
+      const Keeper = Service.make("keeper", "1", { subscriptions: [eventSub("ticks", "durable.tick", { durable: true })] })
+      const got = yield* Queue.unbounded<{ sum: number; deliveryCount: number }>()
+      const publisher = yield* Layer.build(mqttLayer())
+      const publish = (sum: number) => Event.publish(Tick, { sum }).pipe(Effect.provide(publisher))
+      // each start is a new process as far as the broker knows: its own bridge, its own connections
+      const start = Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        yield* Layer.buildWithScope(
+          Service.toLayer(Keeper, { ticks: (p, info) => Queue.offer(got, { sum: p.sum, deliveryCount: info.deliveryCount }) })
+            .pipe(Layer.provide(mqttLayer())),
+          scope
+        )
+        return scope
+      })
+
+      const first = yield* start
+      yield* publish(0)
+      assert.deepStrictEqual((yield* takeN(got, 1)).map((d) => d.sum), [0])
+      yield* Scope.close(first, Exit.void)
+
+      for (const sum of [1, 2, 3, 4, 5]) yield* publish(sum)
+      yield* Effect.sleep("200 millis")
+      assert.strictEqual(yield* Queue.size(got), 0, "nobody is subscribed")
+
+      const second = yield* start
+      const kept = yield* takeN(got, 5)
+      assert.deepStrictEqual(kept.map((d) => d.sum).sort(), [1, 2, 3, 4, 5])
+      assert.isTrue(kept.every((d) => d.deliveryCount === 1), "first deliveries")
+      yield* Effect.sleep("200 millis")
+      yield* Scope.close(second, Exit.void)
+
+      // everything was acknowledged: a third start gets nothing again
+      const third = yield* start
+      yield* Effect.sleep("500 millis")
+      assert.strictEqual(yield* Queue.size(got), 0, "acknowledged events are not redelivered")
+      yield* publish(6)
+      assert.deepStrictEqual((yield* takeN(got, 1)).map((d) => d.sum), [6])
+      yield* Scope.close(third, Exit.void)
+    }))
+
+  it.live("a durable shared subscription is held by one instance; another takes over when it stops", () =>
+    Effect.gen(function*() {
+      const Tick = Event.make("relay.tick", Added)
+      const Relay = Service.make("relay", "1", { subscriptions: [eventSub("ticks", "relay.tick", { durable: true })] })
+      const got = yield* Queue.unbounded<{ instance: number; sum: number }>()
+      const instance = (n: number) =>
+        Effect.gen(function*() {
+          const scope = yield* Scope.make()
+          yield* Layer.buildWithScope(
+            Service.toLayer(Relay, { ticks: (p) => Queue.offer(got, { instance: n, sum: p.sum }) }).pipe(Layer.provide(mqttLayer())),
+            scope
+          )
+          return scope
+        })
+      const publisher = yield* Layer.build(mqttLayer())
+      const publish = (sum: number) => Event.publish(Tick, { sum }).pipe(Effect.provide(publisher))
+      const a = yield* instance(0)
+      const b = yield* instance(1)
+      for (const sum of [1, 2, 3, 4]) yield* publish(sum)
+      const firstRound = yield* takeN(got, 4)
+      assert.deepStrictEqual(firstRound.map((d) => d.sum).sort(), [1, 2, 3, 4])
+      const holder = firstRound[0]!.instance
+      assert.isTrue(firstRound.every((d) => d.instance === holder), "one holder of the session")
+      yield* Scope.close(holder === 0 ? a : b, Exit.void)
+      for (const sum of [5, 6, 7]) yield* publish(sum)
+      const secondRound = yield* takeN(got, 3)
+      assert.deepStrictEqual(secondRound.map((d) => d.sum).sort(), [5, 6, 7])
+      assert.isTrue(secondRound.every((d) => d.instance !== holder), "the standby took over")
+      yield* Effect.sleep("300 millis")
+      assert.strictEqual(yield* Queue.size(got), 0, "each event once")
+      yield* Scope.close(holder === 0 ? b : a, Exit.void)
+    }))
+
+  it.live("a durable event whose handler is interrupted at shutdown is redelivered", () =>
+    Effect.gen(function*() {
+      const Slow = Service.make("slow", "1", { subscriptions: [eventSub("work", "slow.job", { durable: true })] })
+      const started = yield* Queue.unbounded<void>()
+      const got = yield* Queue.unbounded<{ sum: number; deliveryCount: number }>()
+      const scope = yield* Scope.make()
+      yield* Layer.buildWithScope(
+        Service.toLayer(Slow, { work: () => Effect.andThen(Queue.offer(started, undefined), Effect.never) }, {
+          drainTimeout: "100 millis"
+        }).pipe(Layer.provide(mqttLayer({ drainTimeout: "100 millis" }))),
+        scope
+      )
+      const publisher = yield* Layer.build(mqttLayer())
+      yield* Event.publish(Event.make("slow.job", Added), { sum: 5 }).pipe(Effect.provide(publisher))
+      yield* takeN(started, 1)
+      yield* Scope.close(scope, Exit.void)
+      yield* Layer.build(
+        Service.toLayer(Slow, { work: (p, info) => Queue.offer(got, { sum: p.sum, deliveryCount: info.deliveryCount }) })
+          .pipe(Layer.provide(mqttLayer()))
+      )
+      const [again] = yield* takeN(got, 1)
+      assert.strictEqual(again!.sum, 5)
+      assert.strictEqual(again!.deliveryCount, 2, "a redelivery carries the DUP flag")
+    }))
+
+  it.live("a durable handler that fails for good is dead-lettered once and acknowledged", () =>
+    Effect.gen(function*() {
+      const Grumpy = Service.make("grumpy", "1", {
+        subscriptions: [eventSub("work", "grumpy.job", { durable: true, retry: Schedule.recurs(1) })]
+      })
+      const Dlq = Service.make("grumpy-dlq", "1", {
+        subscriptions: [Subscription.make("letters", {
+          filter: { eventName: Subscription.DEAD_LETTER, sender: { service: "grumpy" } },
+          payload: Subscription.DeadLetter,
+          delivery: "shared"
+        })]
+      })
+      const attempts = yield* Ref.make(0)
+      const letters = yield* Queue.unbounded<Subscription.DeadLetter>()
+      yield* Effect.gen(function*() {
+        yield* Event.publish(Event.make("grumpy.job", Added), { sum: 9 })
+        const [letter] = yield* takeN(letters, 1)
+        assert.strictEqual(letter!.attempts, 2)
+        yield* Effect.sleep("1500 millis")
+        assert.strictEqual(yield* Ref.get(attempts), 2, "not redelivered once dead-lettered")
+        assert.strictEqual(yield* Queue.size(letters), 0)
+      }).pipe(Effect.provide(Layer.mergeAll(
+        Service.toLayer(Grumpy, { work: () => Effect.andThen(Ref.update(attempts, (n) => n + 1), Effect.fail("no")) }),
+        Service.toLayer(Dlq, { letters: (letter) => Queue.offer(letters, letter) })
+      ).pipe(Layer.provideMerge(mqttLayer()))))
+    }))
+
+  it.live("interop: mosquitto_rr invokes a command; a plain MQTT client reads the event it emits", () =>
+    Effect.gen(function*() {
+      const raw = yield* rawClient
+      const events = yield* Queue.unbounded<{ topic: string; payload: Buffer; contentType: string | undefined }>()
+      raw.on("message", (topic, payload, packet) =>
+        Queue.offerUnsafe(events, { topic, payload, contentType: packet.properties?.contentType }))
+      yield* Effect.promise(() => raw.subscribeAsync(`${prefix}/evt/acme_002Eeu/calculator/added`, { qos: 1 }))
+      const command = handWritten({
+        id: "raw-call-1",
+        type: "add",
+        heraldkind: "command",
+        tenantid: "acme.eu",
+        receiverservice: "calculator",
+        receiverversion: "1",
+        expirytime: new Date(Date.now() + 5_000).toISOString(),
+        data: { a: 2, b: 3 }
+      })
+      const out = yield* runTool("mosquitto_rr", [
+        "-V", "5", "-h", HOST, "-p", String(PORT),
+        "-t", `${prefix}/cmd/calculator/1/add`,
+        "-e", `${prefix}/rr/${crypto.randomUUID().slice(0, 8)}`,
+        "-D", "publish", "correlation-data", "rr-42",
+        "-D", "publish", "message-expiry-interval", "5",
+        "-W", "5",
+        "-F", "%D|%C|%p",
+        "-m", command
+      ])
+      const [correlation, contentType, ...rest] = out.trim().split("|")
+      assert.strictEqual(correlation, "rr-42", "the reply echoes the correlation data")
+      assert.strictEqual(contentType, "application/cloudevents+json")
+      const reply = json(rest.join("|"))
+      assert.strictEqual(reply.specversion, "1.0")
+      assert.strictEqual(reply.heraldkind, "reply")
+      assert.strictEqual(reply.heraldstatus, "ok")
+      assert.strictEqual(reply.type, "add")
+      assert.strictEqual(reply.causationid, "raw-call-1")
+      assert.strictEqual(reply.correlationid, "raw-correlation")
+      assert.strictEqual(reply.tenantid, "acme.eu")
+      assert.strictEqual(reply.receiverservice, "raw")
+      assert.deepStrictEqual(reply.data, { sum: 5 })
+
+      const [emitted] = yield* takeN(events, 1, 5_000)
+      const event = json(emitted!.payload)
+      assert.strictEqual(emitted!.contentType, "application/cloudevents+json")
+      assert.strictEqual(event.heraldkind, "event")
+      assert.strictEqual(event.type, "added")
+      assert.strictEqual(event.senderservice, "calculator")
+      assert.strictEqual(event.tenantid, "acme.eu")
+      assert.strictEqual(event.causationid, "raw-call-1")
+      assert.deepStrictEqual(event.data, { sum: 5 })
+    }).pipe(Effect.provide(CalculatorLive().pipe(Layer.provideMerge(mqttLayer())))))
+
+  it.live("bad bytes on an event topic are dead-lettered and counted; the durable consumer goes on", () =>
+    Effect.gen(function*() {
+      const Robust = Service.make("robust", "1", { subscriptions: [eventSub("wire", "wire.check", { durable: true })] })
+      const Dlq = Service.make("dlq", "1", {
+        subscriptions: [Subscription.make("letters", {
+          filter: { eventName: Subscription.DEAD_LETTER },
+          payload: Subscription.DeadLetter,
+          delivery: "shared"
+        })]
+      })
+      const got = yield* Queue.unbounded<number>()
+      const letters = yield* Queue.unbounded<Subscription.DeadLetter>()
+      const robust = Service.toLayer(Robust, { wire: (p) => Queue.offer(got, p.sum) })
+      const dlq = Service.toLayer(Dlq, { letters: (letter) => letter.service === "robust" ? Queue.offer(letters, letter) : Effect.void })
+      const undecodable = Metric.withAttributes(Runtime.rejectedMessages, { reason: "undecodable", service: "robust" })
+      const before = (yield* Metric.value(undecodable)).count
+      const scope = yield* Scope.make()
+      yield* Layer.buildWithScope(Layer.mergeAll(robust, dlq).pipe(Layer.provide(mqttLayer())), scope)
+      const raw = yield* rawClient
+      const topic = `${prefix}/evt/_/mallory/wire/check`
+      for (const payload of [
+        "not json at all",
+        JSON.stringify({ specversion: "1.0", id: "x" }),
+        handWritten({ type: "wire.check", heraldkind: "event", data: { sum: "seven" } }),
+        handWritten({ type: "wire.check", heraldkind: "event", data: { sum: 42 } })
+      ]) {
+        yield* Effect.promise(() => raw.publishAsync(topic, payload, { qos: 1 }))
+      }
+      assert.deepStrictEqual(yield* takeN(got, 1), [42])
+      const dead = yield* takeN(letters, 3)
+      assert.deepInclude(dead.map((d) => d.event), { base64: Buffer.from("not json at all").toString("base64") })
+      const schemaFailure = dead.find((d) => /payload fails the subscription's schema/.test(d.error))
+      assert.isDefined(schemaFailure)
+      assert.strictEqual(schemaFailure!.attempts, 0)
+      assert.strictEqual((yield* Metric.value(undecodable)).count, before + 2)
+      yield* Effect.sleep("200 millis")
+      yield* Scope.close(scope, Exit.void)
+      // every one of them was acknowledged: nothing comes back when the service returns
+      yield* Layer.build(robust.pipe(Layer.provide(mqttLayer())))
+      yield* Effect.sleep("500 millis")
+      assert.strictEqual(yield* Queue.size(got), 0)
+      assert.strictEqual(yield* Queue.size(letters), 0)
+    }))
+
+  it.live("tenant and event-name pre-filters route exactly the matching events, durable or not", () =>
+    Effect.gen(function*() {
+      const filter = { eventName: ["route.one", "route.two.deep"], tenantId: ["t/1", "t+#2"] }
+      const Router = Service.make("router", "1", {
+        subscriptions: [
+          Subscription.make("kept", { filter, payload: Added, delivery: "shared", durable: true }),
+          Subscription.make("live", { filter, payload: Added, delivery: "broadcast" })
+        ]
+      })
+      const kept = yield* Queue.unbounded<number>()
+      const live = yield* Queue.unbounded<number>()
+      const Live = Service.toLayer(Router, { kept: (p) => Queue.offer(kept, p.sum), live: (p) => Queue.offer(live, p.sum) })
+      yield* Effect.gen(function*() {
+        const cases: Array<[string, string | undefined, number]> = [
+          ["route.one", "t/1", 1],
+          ["route.two.deep", "t+#2", 2],
+          ["route.one", undefined, -1],
+          ["route.three", "t+#2", -2],
+          ["route.one", "t", -3],
+          ["route.two", "t/1", -4],
+          ["route.two.deep", "t/1", 3]
+        ]
+        for (const [name, tenantId, sum] of cases) {
+          yield* Event.publish(Event.make(name, Added), { sum }).pipe(withContext({ tenantId }))
+        }
+        assert.deepStrictEqual((yield* takeN(kept, 3)).sort(), [1, 2, 3])
+        assert.deepStrictEqual((yield* takeN(live, 3)).sort(), [1, 2, 3])
+        yield* Effect.sleep("300 millis")
+        assert.strictEqual(yield* Queue.size(kept), 0)
+        assert.strictEqual(yield* Queue.size(live), 0)
+      }).pipe(Effect.provide(Live.pipe(Layer.provideMerge(mqttLayer()))))
+    }))
+
+  // Why a durable shared subscription has a single session (docs/mqtt-wire.md §5): the broker hands
+  // shared-subscription messages to offline persistent members too, where they wait for that member.
+  it.live("broker fact: a shared subscription queues messages for its offline persistent members", () =>
+    Effect.gen(function*() {
+      const topic = `${prefix}/fact/${crypto.randomUUID().slice(0, 8)}`
+      const session = (id: string, got: Array<string>) =>
+        Effect.acquireRelease(
+          Effect.promise(() => new Promise<MqttClient>((resolve, reject) => {
+            const c = connect(URL, {
+              protocolVersion: 5,
+              clientId: `${clientIdPrefix}-fact-${id}`,
+              clean: false,
+              properties: { sessionExpiryInterval: 60 },
+              reconnectPeriod: 0
+            })
+            c.on("message", (_t, payload) => void got.push(payload.toString()))
+            c.once("connect", () => resolve(c))
+            c.once("error", reject)
+          })),
+          (c) => Effect.promise(() => c.endAsync({ properties: { sessionExpiryInterval: 0 } }))
+        )
+      // member a subscribes, then leaves without ending its session
+      const a = yield* Effect.promise(() => new Promise<MqttClient>((resolve) => {
+        const c = connect(URL, {
+          protocolVersion: 5,
+          clientId: `${clientIdPrefix}-fact-a`,
+          clean: false,
+          properties: { sessionExpiryInterval: 60 },
+          reconnectPeriod: 0
+        })
+        c.once("connect", () => resolve(c))
+      }))
+      yield* Effect.promise(() => a.subscribeAsync(`$share/fact/${topic}`, { qos: 1 }))
+      yield* Effect.promise(() => a.endAsync())
+      const present: Array<string> = []
+      const b = yield* session("b", present)
+      yield* Effect.promise(() => b.subscribeAsync(`$share/fact/${topic}`, { qos: 1 }))
+      const raw = yield* rawClient
+      for (let i = 0; i < 6; i++) yield* Effect.promise(() => raw.publishAsync(topic, String(i), { qos: 1 }))
+      yield* Effect.sleep("300 millis")
+      assert.strictEqual(present.length, 3, "the connected member got only its turns")
+      const returned: Array<string> = []
+      yield* session("a", returned)
+      yield* eventually("the offline member gets the rest when it returns", Effect.sync(() => returned.length === 3), 3_000)
+      assert.deepStrictEqual([...present, ...returned].sort(), ["0", "1", "2", "3", "4", "5"])
+    }))
+
+  it.live(
+    "fault: the bridge survives a broker restart while calls and durable events flow",
+    () =>
+      Effect.gen(function*() {
+        const Tick = Event.make("fault.tick", Added)
+        const Sink = Service.make("fault-sink", "1", { subscriptions: [eventSub("ticks", "fault.tick", { durable: true })] })
+        const received = yield* Ref.make(new Set<number>())
+        const serving = yield* Layer.build(mqttLayer())
+        yield* Layer.build(
+          Layer.mergeAll(
+            CalculatorLive(),
+            // slow enough that some events are queued or unacknowledged when the broker stops
+            Service.toLayer(Sink, {
+              ticks: (p) => Effect.andThen(Effect.sleep("150 millis"), Ref.update(received, (s) => new Set(s).add(p.sum)))
+            })
+          )
+        ).pipe(Effect.provide(serving))
+        const calling = yield* Layer.build(mqttLayer())
+        const health = (ctx: Context.Context<Bridge.Bridge>) => Effect.provide(Bridge.Bridge.use((b) => b.health), ctx)
+        const calc = yield* Client.make(Calculator).pipe(Effect.provide(calling))
+        // registered last, so it runs first: the broker is up again before anything else closes
+        yield* Effect.addFinalizer(() => Effect.promise(() => startBroker()))
+        assert.deepStrictEqual(yield* calc.lookup({ key: "up" }, { timeout: "2 seconds" }), { value: "UP" })
+
+        // every 100 ms one call (2 s timeout) and one durable event, each in its own fiber, so some
+        // start before, some during and some after the outage; all of them are awaited at the end
+        const calls: Array<{ outcome: string; elapsed: number }> = []
+        const published: Array<number> = []
+        const inflight = yield* FiberSet.make()
+        const call = Effect.gen(function*() {
+          const start = yield* Clock.currentTimeMillis
+          const exit = yield* Effect.exit(calc.lookup({ key: "k" }, { timeout: "2 seconds" }))
+          calls.push({ outcome: outcomeOf(exit), elapsed: (yield* Clock.currentTimeMillis) - start })
+        })
+        const publish = (sum: number) =>
+          Effect.exit(Event.publish(Tick, { sum }).pipe(Effect.provide(calling))).pipe(
+            Effect.map((exit) => Exit.isSuccess(exit) && published.push(sum))
+          )
+        let next = 0
+        const load = yield* Effect.gen(function*() {
+          yield* FiberSet.run(inflight, call)
+          yield* FiberSet.run(inflight, publish(next++))
+          yield* Effect.sleep("100 millis")
+        }).pipe(Effect.forever, Effect.forkChild)
+
+        yield* Effect.sleep("300 millis")
+        yield* Effect.promise(() => stopBroker())
+        yield* eventually("the bridge notices the outage", Effect.map(health(calling), (h) => h === "reconnecting"), 3_000)
+        yield* Effect.sleep("1 second")
+        yield* Effect.promise(() => startBroker())
+        yield* eventually("the calling bridge reconnects", Effect.map(health(calling), (h) => h === "connected"))
+        yield* eventually("the serving bridge reconnects", Effect.map(health(serving), (h) => h === "connected"))
+        yield* eventually(
+          "a call succeeds after the restart",
+          Effect.map(Effect.exit(calc.lookup({ key: "again" }, { timeout: "2 seconds" })), Exit.isSuccess)
+        )
+        yield* Effect.sleep("300 millis")
+        yield* Fiber.interrupt(load)
+        yield* FiberSet.awaitEmpty(inflight).pipe(Effect.timeout("15 seconds"))
+
+        const tally = (outcome: string) => calls.filter((c) => c.outcome === outcome).length
+        for (const call of calls) {
+          assert.include(["ok", "Timeout", "NoResponder", "BridgeError"], call.outcome)
+          assert.isAtMost(call.elapsed, 2_500, `a ${call.outcome} call took ${call.elapsed} ms`)
+        }
+        assert.isAbove(tally("ok"), 0)
+        assert.isAbove(published.length, 0)
+        yield* eventually(
+          "every event whose publish succeeded is delivered",
+          Effect.map(Ref.get(received), (got) => published.every((sum) => got.has(sum)))
+        )
+      }),
+    60_000
+  )
+})
+
+describe("MQTT wire mapping", () => {
+  /** MQTT topic matching: `+` is one level, `#` zero or more trailing levels. */
+  const topicMatches = (filter: string, topic: string): boolean => {
+    const f = filter.split("/")
+    const t = topic.split("/")
+    for (let i = 0; i < f.length; i++) {
+      if (f[i] === "#") return true
+      if (i >= t.length || (f[i] !== "+" && f[i] !== t[i])) return false
+    }
+    return f.length === t.length
+  }
+  const anyString = fc.oneof(
+    fc.string({ unit: "binary" }),
+    fc.array(fc.integer({ min: 0, max: 0xffff })).map((codes) => String.fromCharCode(...codes)) // lone surrogates too
+  )
+  const eventName = fc.array(fc.stringMatching(/^[a-z][a-z0-9-]{0,4}$/), { minLength: 1, maxLength: 3 }).map((xs) => xs.join("."))
+
+  it("the tenant level is one valid level and decodes back to the tenant: injective", () => {
+    fc.assert(fc.property(fc.option(anyString, { nil: undefined }), (tenant) => {
+      const level = Topics.encodeTenant(tenant)
+      assert.match(level, /^[A-Za-z0-9_-]+$/)
+      assert.strictEqual(Topics.decodeTenant(level), tenant)
+    }), { numRuns: 500 })
+    assert.strictEqual(Topics.encodeTenant(undefined), "_")
+    assert.strictEqual(Topics.encodeTenant(""), "__")
+    assert.strictEqual(Topics.encodeTenant("acme.eu"), "acme_002Eeu")
+    assert.strictEqual(Topics.encodeTenant("a/b+#"), "a_002Fb_002B_0023")
+  })
+
+  it("the pre-filter topics admit exactly the events the hints admit", () => {
+    fc.assert(fc.property(
+      fc.option(fc.array(eventName, { minLength: 1, maxLength: 4 }), { nil: undefined }),
+      fc.option(fc.array(fc.oneof(anyString, fc.constantFrom("t1", "t/2")), { minLength: 1, maxLength: 3 }), { nil: undefined }),
+      eventName,
+      fc.option(fc.oneof(anyString, fc.constantFrom("t1", "t/2")), { nil: undefined }),
+      fc.nat(),
+      (eventNames, tenantIds, otherName, otherTenant, pick) => {
+        const name = eventNames === undefined || pick % 3 === 0 ? otherName : eventNames[pick % eventNames.length]!
+        const tenantId = tenantIds === undefined || pick % 5 === 0 ? otherTenant : tenantIds[pick % tenantIds.length]
+        const admitted = (eventNames === undefined || eventNames.includes(name)) &&
+          (tenantIds === undefined || (tenantId !== undefined && tenantIds.includes(tenantId)))
+        const topic = Topics.eventTopic("h/x", { id: "e", eventName: name, senderService: "svc", tenantId })!
+        const filters = Topics.filterTopics("h/x", { eventNames, tenantIds })
+        const matched = filters.filter((f) => topicMatches(f, topic))
+        assert.strictEqual(matched.length > 0, admitted, `${topic} vs ${filters.join(" ")}`)
+        assert.isAtMost(matched.length, 1, "an event matches one filter of a subscription at most")
+      }
+    ), { numRuns: 500 })
+  })
+
+  it("commands, shares and client ids", () => {
+    const address = { service: "calculator", version: "1", command: "add" }
+    assert.strictEqual(Topics.commandTopic("herald", address), "herald/cmd/calculator/1/add")
+    assert.strictEqual(Topics.commandFilter("herald", address), "$share/calculator.1.add/herald/cmd/calculator/1/add")
+    assert.isFalse(Topics.isValidAddress({ ...address, command: "a/b" }))
+    assert.isFalse(Topics.isValidAddress({ ...address, service: "+" }))
+    const spec = { service: "billing", version: "2", subscription: "audit", instance: "i-1" }
+    assert.strictEqual(Topics.durableClientId("acme/herald", { ...spec, delivery: "shared" }), "acme/herald:billing/2/audit")
+    assert.strictEqual(Topics.durableClientId("herald", { ...spec, delivery: "broadcast" }), "herald:billing/2/audit/i-1")
+    assert.strictEqual(Topics.expirySeconds(10_500, 10_000), 1)
+    assert.strictEqual(Topics.expirySeconds(12_001, 10_000), 3)
+    assert.strictEqual(Topics.expirySeconds(9_000, 10_000), 1)
+    assert.isUndefined(Topics.eventTopic("h", { id: "e", eventName: "a/b", senderService: "s" }))
+  })
+})
+
+BridgeSuite.run("mqtt", mqttLayer(), { routingRuns: 15 })
