@@ -4,6 +4,7 @@
  * Contracts (`Command`, `Subscription`, `Service`, `Event`) are pure data; `Service.toLayer`
  * implements a service and `Client.make` calls one, over whichever bridge Layer is provided.
  */
+export * as AmqpBridge from "./bridges/Amqp.ts"
 export * as Bridge from "./Bridge.ts"
 export * from "./BridgeError.ts"
 export * as Client from "./Client.ts"

@@ -9,6 +9,7 @@ import type { SystemInfo } from "../lib/types.ts"
 
 const NATS = { name: "NATS", host: "127.0.0.1", port: 4222 } as const
 const MOSQUITTO = { name: "Mosquitto", host: "127.0.0.1", port: 1883 } as const
+const AMQP = { name: "RabbitMQ", host: "127.0.0.1", port: 5672 } as const
 
 export const SYSTEMS: ReadonlyArray<SystemInfo> = [
   { id: "direct", file: "direct.ts", description: "plain await add() and an EventEmitter with 4 listeners" },
@@ -21,7 +22,9 @@ export const SYSTEMS: ReadonlyArray<SystemInfo> = [
     description: "mqtt.js 5 request/response (response topic + correlation data) and pub/sub, QoS 0",
     broker: MOSQUITTO
   },
-  { id: "herald-mqtt", file: "herald-mqtt.ts", description: "Herald on the MQTT bridge", baseline: "mqtt-raw", broker: MOSQUITTO }
+  { id: "herald-mqtt", file: "herald-mqtt.ts", description: "Herald on the MQTT bridge", baseline: "mqtt-raw", broker: MOSQUITTO },
+  { id: "amqp-raw", file: "amqp-raw.ts", description: "amqplib direct reply-to RPC and a fanout exchange", broker: AMQP },
+  { id: "herald-amqp", file: "herald-amqp.ts", description: "Herald on the AMQP bridge", baseline: "amqp-raw", broker: AMQP }
 ]
 
 export const systemById = (id: string): SystemInfo | undefined => SYSTEMS.find((s) => s.id === id)

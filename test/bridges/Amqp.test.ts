@@ -1,0 +1,819 @@
+/**
+ * AMQP-specific tests of the AMQP bridge, against a real RabbitMQ on 127.0.0.1:5672 (guest/guest),
+ * plus the behavioural conformance suite (BridgeSuite). This file covers durability, wire interop
+ * with non-Herald clients (amqp-tools and plain amqplib), bad input on the wire, topology recovery,
+ * a dropped connection and a broker restart. Every run uses its own name prefix and deletes what it
+ * declared; the broker is always left running.
+ */
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import * as amqp from "amqplib"
+import type { Channel, ChannelModel, ConsumeMessage } from "amqplib"
+import { Cause, Clock, type Context, Deferred, Effect, Exit, Fiber, FiberSet, Layer, Metric, Option, Queue, Ref, Schedule, Scope } from "effect"
+import { execFile } from "node:child_process"
+import { createConnection } from "node:net"
+import { promisify } from "node:util"
+import * as fc from "fast-check"
+import * as AmqpBridge from "../../src/bridges/Amqp.ts"
+import * as Topology from "../../src/internal/amqpTopology.ts"
+import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
+import { Bridge, Client, Event, Runtime, Service, Subscription, withContext } from "../../src/index.ts"
+import { Added, Calculator, CalculatorLive, calculatorHandlers } from "../fixtures.ts"
+
+const URL = "amqp://guest:guest@127.0.0.1:5672"
+/** A fresh name prefix per run, so leftovers of other runs never interfere. */
+const prefix = `ht${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`
+const amqpLayer = () => AmqpBridge.layer({ prefix })
+const run = promisify(execFile)
+
+// ---------------------------------------------------------------------------------------------
+// the local broker: stop, start, and always leave it running
+// ---------------------------------------------------------------------------------------------
+
+const portOpen = () =>
+  new Promise<boolean>((resolve) => {
+    const socket = createConnection({ host: "127.0.0.1", port: 5672 })
+    socket.once("connect", () => (socket.destroy(), resolve(true)))
+    socket.once("error", () => (socket.destroy(), resolve(false)))
+  })
+
+const waitPort = async (open: boolean, ms = 30_000) => {
+  for (let waited = 0; waited < ms; waited += 100) {
+    if ((await portOpen()) === open) return true
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return false
+}
+
+/** A real broker restart, the fastest honest one: the RabbitMQ application stops (every connection is closed, queues stop) and starts again, recovering its queues from disk. */
+const stopBroker = async () => {
+  await run("rabbitmqctl", ["stop_app"])
+  await waitPort(false)
+}
+
+/** Starts the broker application, or the whole node when it is down; waits until AMQP answers. */
+const ensureBroker = async () => {
+  if (await portOpen()) return
+  await run("rabbitmqctl", ["start_app"]).catch(() => run("rabbitmq-server", ["-detached"]))
+  if (!(await waitPort(true, 60_000))) throw new Error("RabbitMQ did not come back on 127.0.0.1:5672")
+}
+
+/** Deletes every exchange and queue of this run's prefix. */
+const cleanUp = async () => {
+  await ensureBroker()
+  const names = async (what: "queues" | "exchanges") =>
+    (await run("rabbitmqctl", ["-q", `list_${what}`, "name"])).stdout.split("\n").map((l) => l.trim()).filter((n) => n.startsWith(`${prefix}.`))
+  const conn = await amqp.connect(URL)
+  for (const q of await names("queues")) {
+    const ch = await conn.createChannel()
+    await ch.deleteQueue(q).catch(() => undefined)
+    await ch.close().catch(() => undefined)
+  }
+  for (const x of await names("exchanges")) {
+    const ch = await conn.createChannel()
+    await ch.deleteExchange(x).catch(() => undefined)
+    await ch.close().catch(() => undefined)
+  }
+  await conn.close()
+}
+
+afterAll(cleanUp, 60_000)
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+// ---------------------------------------------------------------------------------------------
+
+const decoder = new TextDecoder()
+const json = (data: Uint8Array): Record<string, unknown> => JSON.parse(decoder.decode(data)) as Record<string, unknown>
+
+/** A plain amqplib connection, as a program without Herald would use. */
+const rawClient = Effect.acquireRelease(
+  Effect.promise(() => amqp.connect(URL)),
+  (conn) => Effect.promise(() => conn.close().catch(() => undefined))
+)
+
+/** A channel of its own (a failed declaration closes only it). */
+const rawChannel = (conn: ChannelModel) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const ch = await conn.createChannel()
+      ch.on("error", () => undefined)
+      return ch
+    }),
+    (ch) => Effect.promise(() => ch.close().catch(() => undefined))
+  )
+
+/** The number of ready messages in a queue, or `undefined` when it does not exist. */
+const readyCount = (conn: ChannelModel, queue: string) =>
+  Effect.promise(async () => {
+    const ch = await conn.createChannel()
+    ch.on("error", () => undefined)
+    const info = await ch.checkQueue(queue).catch(() => undefined)
+    await ch.close().catch(() => undefined)
+    return info?.messageCount
+  })
+
+/** Consumes a queue into an Effect queue until the scope closes. */
+const rawConsume = (ch: Channel, queue: string) =>
+  Effect.gen(function*() {
+    const got = yield* Queue.unbounded<ConsumeMessage>()
+    yield* Effect.promise(() => ch.consume(queue, (msg) => void (msg !== null && Queue.offerUnsafe(got, msg)), { noAck: true }))
+    return got
+  })
+
+/** Takes `n` items from a queue, failing the test after `ms`. */
+const takeN = <A>(queue: Queue.Queue<A>, n: number, ms = 10_000) =>
+  Effect.suspend(() => {
+    const out: Array<A> = []
+    return Effect.whileLoop({
+      while: () => out.length < n,
+      body: () => Queue.take(queue),
+      step: (a) => void out.push(a)
+    }).pipe(
+      Effect.as(out),
+      Effect.timeoutOrElse({ duration: ms, orElse: () => Effect.die(new Error(`got ${out.length} of ${n} items in ${ms} ms`)) })
+    )
+  })
+
+/** Polls `check` until it returns true, failing the test after `ms`. */
+const eventually = <E, R>(what: string, check: Effect.Effect<boolean, E, R>, ms = 10_000) =>
+  check.pipe(
+    Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (ok) => ok }),
+    Effect.timeoutOrElse({ duration: ms, orElse: () => Effect.die(new Error(`${what}: not true within ${ms} ms`)) }),
+    Effect.asVoid
+  )
+
+/** `ok`, the tag of the typed error a call failed with, or `defect`. */
+const outcomeOf = (exit: Exit.Exit<unknown, { readonly _tag: string }>): string =>
+  Exit.isSuccess(exit)
+    ? "ok"
+    : Option.match(Cause.findErrorOption(exit.cause), { onNone: () => "defect", onSome: (e) => e._tag })
+
+const eventSub = (name: string, eventName: string, options: Partial<Subscription.SubscriptionOptions<typeof Added>> = {}) =>
+  Subscription.make(name, { filter: { eventName }, payload: Added, delivery: "shared", ...options })
+
+/** A CloudEvents command or event written by hand, as `docs/amqp-wire.md` describes it. */
+const handWritten = (fields: Record<string, unknown>) =>
+  JSON.stringify({
+    specversion: "1.0",
+    id: crypto.randomUUID(),
+    source: "raw-client",
+    time: new Date().toISOString(),
+    datacontenttype: "application/json",
+    correlationid: "raw-correlation",
+    senderservice: "raw",
+    senderversion: "0",
+    ...fields
+  })
+
+/** The calculator's handlers, with `sleep` announcing that it started. */
+const announcingHandlers = (started: Queue.Queue<string>) => ({
+  ...calculatorHandlers,
+  sleep: (input: { ms: number }) => Effect.andThen(Queue.offer(started, "command"), calculatorHandlers.sleep(input))
+})
+
+const health = (ctx: Context.Context<Bridge.Bridge>) => Effect.provide(Bridge.Bridge.use((b) => b.health), ctx)
+
+describe("AmqpBridge", () => {
+  it.live("rejects bad settings and an unreachable broker at build, without hanging", () =>
+    Effect.gen(function*() {
+      const bad = yield* Effect.flip(Layer.build(AmqpBridge.layer({ prefix: "bad prefix" })))
+      assert.match(bad.message, /prefix/)
+      const notAmqp = yield* Effect.flip(Layer.build(AmqpBridge.layer({ urls: "http://127.0.0.1:5672" })))
+      assert.match(notAmqp.message, /not an amqp:\/\/ or amqps:\/\/ URL/)
+      const tls = yield* Effect.flip(Layer.build(AmqpBridge.layer({ tls: { rejectUnauthorized: true } })))
+      assert.match(tls.message, /no URL is amqps/)
+      const external = yield* Effect.flip(Layer.build(AmqpBridge.layer({ externalAuth: true })))
+      assert.match(external.message, /no URL is amqps/)
+      const start = yield* Clock.currentTimeMillis
+      const down = yield* Effect.flip(Layer.build(AmqpBridge.layer({ urls: ["amqp://127.0.0.1:1", "amqp://127.0.0.1:2"], timeout: "1 second" })))
+      assert.strictEqual(down._tag, "BridgeError")
+      assert.match(down.message, /cannot connect to amqp:\/\/127\.0\.0\.1:1\/.*cannot connect to amqp:\/\/127\.0\.0\.1:2\//)
+      assert.isBelow((yield* Clock.currentTimeMillis) - start, 2_500)
+    }))
+
+  it.live("fails over to the next URL, with credentials and vhost given apart", () =>
+    Effect.gen(function*() {
+      const ctx = yield* Layer.build(AmqpBridge.layer({
+        prefix,
+        urls: ["amqp://127.0.0.1:1", "amqp://127.0.0.1:5672"],
+        username: "guest",
+        password: "guest",
+        vhost: "/",
+        timeout: "1 second"
+      }))
+      assert.strictEqual(yield* health(ctx), "connected")
+    }))
+
+  it.live("smoke: a call, a declared error, NoResponder at once, shared and broadcast events", () =>
+    Effect.gen(function*() {
+      const Ping = Event.make("smoke.ping", Added)
+      const Sink = Service.make("smoke-sink", "1", {
+        subscriptions: [eventSub("one-each", "smoke.ping"), eventSub("all-each", "smoke.ping", { delivery: "broadcast" })]
+      })
+      const shared = yield* Queue.unbounded<{ instance: number; sum: number }>()
+      const broadcast = yield* Queue.unbounded<{ instance: number; sum: number }>()
+      const sink = (instance: number) =>
+        Service.toLayer(Sink, {
+          "one-each": (p) => Queue.offer(shared, { instance, sum: p.sum }),
+          "all-each": (p) => Queue.offer(broadcast, { instance, sum: p.sum })
+        })
+      const services = Layer.mergeAll(CalculatorLive(), sink(0), sink(1))
+      yield* Effect.gen(function*() {
+        const bridge = yield* Bridge.Bridge
+        assert.strictEqual(yield* bridge.health, "connected")
+        assert.deepStrictEqual(bridge.capabilities, { durable: true, persistent: true })
+
+        const calc = yield* Client.make(Calculator, { timeout: "5 seconds" })
+        assert.deepStrictEqual(yield* calc.add({ a: 1, b: 2 }), { sum: 3 })
+        const declared = yield* Effect.flip(calc.add({ a: 1000, b: 1 }))
+        assert.strictEqual(declared._tag, "Overflow")
+
+        const Nobody = Service.make("nobody", "1", { commands: [Calculator.commands[0]] })
+        const nobody = yield* Client.make(Nobody, { timeout: "10 seconds" })
+        const start = yield* Clock.currentTimeMillis
+        const missing = yield* Effect.flip(nobody.add({ a: 1, b: 2 }))
+        assert.strictEqual(missing._tag, "NoResponder")
+        assert.isBelow((yield* Clock.currentTimeMillis) - start, 1_000, "NoResponder must not wait for the timeout")
+        assert.strictEqual(yield* bridge.pendingRequests, 0)
+
+        for (const sum of [1, 2, 3, 4]) yield* Event.publish(Ping, { sum })
+        const once = yield* takeN(shared, 4)
+        assert.deepStrictEqual(once.map((d) => d.sum).sort(), [1, 2, 3, 4])
+        const everywhere = yield* takeN(broadcast, 8)
+        for (const sum of [1, 2, 3, 4]) {
+          const copies = everywhere.filter((d) => d.sum === sum).map((d) => d.instance).sort()
+          assert.deepStrictEqual(copies, [0, 1], `broadcast event ${sum} reaches every instance once`)
+        }
+        yield* Effect.sleep("300 millis")
+        assert.strictEqual(yield* Queue.size(shared), 0, "a shared event reaches one instance only")
+        assert.strictEqual(yield* Queue.size(broadcast), 0)
+      }).pipe(Effect.provide(services.pipe(Layer.provideMerge(amqpLayer()))))
+    }))
+
+  it.live("a command queue exists only while served: NoResponder at once after the last instance stops", () =>
+    Effect.gen(function*() {
+      const conn = yield* rawClient
+      const queue = `${prefix}.cmd.calculator.1.add`
+      const client = yield* Layer.build(amqpLayer())
+      const calc = yield* Client.make(Calculator, { timeout: "10 seconds" }).pipe(Effect.provide(client))
+      const scope = yield* Scope.make()
+      yield* Layer.buildWithScope(CalculatorLive().pipe(Layer.provide(amqpLayer())), scope)
+      assert.deepStrictEqual(yield* calc.add({ a: 2, b: 2 }), { sum: 4 })
+      assert.strictEqual(yield* readyCount(conn, queue), 0)
+      yield* Scope.close(scope, Exit.void)
+      yield* eventually("the queue is gone", Effect.map(readyCount(conn, queue), (n) => n === undefined))
+      const start = yield* Clock.currentTimeMillis
+      assert.strictEqual((yield* Effect.flip(calc.add({ a: 1, b: 1 })))._tag, "NoResponder")
+      assert.isBelow((yield* Clock.currentTimeMillis) - start, 1_000)
+    }))
+
+  it.live("a durable subscription gets the events published while its service was down, and acks them", () =>
+    Effect.gen(function*() {
+      const Tick = Event.make("durable.tick", Added)
+      const Keeper = Service.make("keeper", "1", { subscriptions: [eventSub("ticks", "durable.tick", { durable: true })] })
+      const got = yield* Queue.unbounded<number>()
+      const publisher = yield* Layer.build(amqpLayer())
+      const publish = (sum: number) => Event.publish(Tick, { sum }).pipe(Effect.provide(publisher))
+      // each start is a new process as far as RabbitMQ knows: its own bridge, its own connection
+      const start = Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        yield* Layer.buildWithScope(
+          Service.toLayer(Keeper, { ticks: (p) => Queue.offer(got, p.sum) }).pipe(Layer.provide(amqpLayer())),
+          scope
+        )
+        return scope
+      })
+
+      const first = yield* start
+      yield* publish(0)
+      assert.deepStrictEqual(yield* takeN(got, 1), [0])
+      yield* Scope.close(first, Exit.void)
+
+      for (const sum of [1, 2, 3, 4, 5]) yield* publish(sum)
+      const conn = yield* rawClient
+      const queue = `${prefix}.sub.keeper.1.ticks`
+      assert.strictEqual(yield* readyCount(conn, queue), 5, "the durable queue keeps them while nobody consumes")
+      assert.strictEqual(yield* Queue.size(got), 0)
+
+      const second = yield* start
+      const redelivered = yield* takeN(got, 5)
+      assert.deepStrictEqual([...new Set(redelivered)].sort(), [1, 2, 3, 4, 5])
+      yield* Scope.close(second, Exit.void)
+      assert.strictEqual(yield* readyCount(conn, queue), 0, "every event was acknowledged")
+    }))
+
+  it.live("a durable event whose handler is interrupted at shutdown is redelivered", () =>
+    Effect.gen(function*() {
+      const Slow = Service.make("slow", "1", { subscriptions: [eventSub("work", "slow.job", { durable: true })] })
+      const started = yield* Queue.unbounded<void>()
+      const got = yield* Queue.unbounded<{ sum: number; deliveryCount: number }>()
+      const scope = yield* Scope.make()
+      yield* Layer.buildWithScope(
+        Service.toLayer(Slow, { work: () => Effect.andThen(Queue.offer(started, undefined), Effect.never) }, {
+          drainTimeout: "100 millis"
+        }).pipe(Layer.provide(amqpLayer())),
+        scope
+      )
+      const publisher = yield* Layer.build(amqpLayer())
+      yield* Event.publish(Event.make("slow.job", Added), { sum: 5 }).pipe(Effect.provide(publisher))
+      yield* takeN(started, 1)
+      yield* Scope.close(scope, Exit.void)
+      yield* Layer.build(
+        Service.toLayer(Slow, { work: (p, info) => Queue.offer(got, { sum: p.sum, deliveryCount: info.deliveryCount }) })
+          .pipe(Layer.provide(amqpLayer()))
+      )
+      const [again] = yield* takeN(got, 1)
+      assert.strictEqual(again!.sum, 5)
+      assert.isAtLeast(again!.deliveryCount, 2)
+    }))
+
+  it.live("stopping an instance lets in-flight work finish: the command is answered, the event acknowledged once", () =>
+    Effect.gen(function*() {
+      const Graceful = Service.make("graceful", "1", { subscriptions: [eventSub("work", "graceful.job", { durable: true })] })
+      const started = yield* Queue.unbounded<string>()
+      const done = yield* Queue.unbounded<number>()
+      const handlers = {
+        ...announcingHandlers(started),
+        work: (p: { sum: number }) => Effect.andThen(Queue.offer(started, "event"), Effect.as(Effect.sleep("300 millis"), undefined)).pipe(
+          Effect.andThen(Queue.offer(done, p.sum))
+        )
+      }
+      const scope = yield* Scope.make()
+      yield* Layer.buildWithScope(
+        Layer.mergeAll(Service.toLayer(Calculator, handlers), Service.toLayer(Graceful, { work: handlers.work })).pipe(
+          Layer.provide(amqpLayer())
+        ),
+        scope
+      )
+      const client = yield* Layer.build(amqpLayer())
+      const calc = yield* Client.make(Calculator, { timeout: "5 seconds" }).pipe(Effect.provide(client))
+      yield* Event.publish(Event.make("graceful.job", Added), { sum: 8 }).pipe(Effect.provide(client))
+      const call = yield* Effect.forkChild(calc.sleep({ ms: 300 }))
+      yield* takeN(started, 2)
+      yield* Scope.close(scope, Exit.void)
+      assert.deepStrictEqual(yield* Fiber.join(call), { slept: 300 })
+      assert.deepStrictEqual(yield* takeN(done, 1), [8])
+      assert.strictEqual(yield* readyCount(yield* rawClient, `${prefix}.sub.graceful.1.work`), 0, "acknowledged, not requeued")
+    }))
+
+  it.live("a non-durable subscription whose handlers fall behind drops deliveries instead of buffering without bound", () =>
+    Effect.gen(function*() {
+      const Behind = Service.make("behind", "1", { subscriptions: [eventSub("slow", "behind.tick")] })
+      const gate = yield* Deferred.make<void>()
+      const handled = yield* Ref.make(0)
+      // prefetch 2: at most 10 × 2 deliveries in flight on a subscription consumed without acks
+      const bridge = AmqpBridge.layer({ prefix, prefetch: 2 })
+      yield* Effect.gen(function*() {
+        for (let sum = 0; sum < 30; sum++) yield* Event.publish(Event.make("behind.tick", Added), { sum })
+        yield* Effect.sleep("500 millis")
+        yield* Deferred.succeed(gate, undefined)
+        yield* eventually("the deliveries in flight are handled", Effect.map(Ref.get(handled), (n) => n === 20))
+        yield* Effect.sleep("200 millis")
+        assert.strictEqual(yield* Ref.get(handled), 20, "the 10 beyond the bound were dropped")
+        for (let sum = 0; sum < 5; sum++) yield* Event.publish(Event.make("behind.tick", Added), { sum })
+        yield* eventually("it goes on", Effect.map(Ref.get(handled), (n) => n === 25))
+      }).pipe(Effect.provide(
+        Service.toLayer(Behind, { slow: () => Effect.andThen(Deferred.await(gate), Ref.update(handled, (n) => n + 1)) }).pipe(
+          Layer.provideMerge(bridge)
+        )
+      ))
+    }))
+
+  it.live("interop: amqp-publish invokes a command, plain amqplib reads the reply and the event it emits", () =>
+    Effect.gen(function*() {
+      const conn = yield* rawClient
+      const ch = yield* rawChannel(conn)
+      // a foreign caller's reply queue, and a foreign reader of the `added` events of tenant acme.eu
+      const { queue: replies } = yield* Effect.promise(() => ch.assertQueue("", { exclusive: true }))
+      const { queue: events } = yield* Effect.promise(() => ch.assertQueue("", { exclusive: true }))
+      yield* Effect.promise(() => ch.bindQueue(events, `${prefix}.events`, "acme_002Eeu.*.added"))
+      const gotReplies = yield* rawConsume(ch, replies)
+      const gotEvents = yield* rawConsume(ch, events)
+      const command = handWritten({
+        id: "raw-call-1",
+        type: "add",
+        heraldkind: "command",
+        tenantid: "acme.eu",
+        receiverservice: "calculator",
+        receiverversion: "1",
+        expirytime: new Date(Date.now() + 5_000).toISOString(),
+        data: { a: 2, b: 3 }
+      })
+      yield* Effect.promise(() =>
+        run("amqp-publish", [
+          "--url", URL,
+          "--routing-key", `${prefix}.cmd.calculator.1.add`,
+          "--reply-to", replies,
+          "--content-type", "application/cloudevents+json",
+          "--body", command
+        ]))
+      const [answer] = yield* takeN(gotReplies, 1)
+      const reply = json(answer!.content)
+      assert.strictEqual(answer!.properties.contentType, "application/cloudevents+json")
+      assert.strictEqual(reply.specversion, "1.0")
+      assert.strictEqual(reply.heraldkind, "reply")
+      assert.strictEqual(reply.heraldstatus, "ok")
+      assert.strictEqual(reply.type, "add")
+      assert.strictEqual(reply.causationid, "raw-call-1")
+      assert.strictEqual(reply.correlationid, "raw-correlation")
+      assert.strictEqual(reply.tenantid, "acme.eu")
+      assert.strictEqual(reply.receiverservice, "raw")
+      assert.deepStrictEqual(reply.data, { sum: 5 })
+
+      const [emitted] = yield* takeN(gotEvents, 1)
+      const event = json(emitted!.content)
+      assert.strictEqual(event.heraldkind, "event")
+      assert.strictEqual(event.type, "added")
+      assert.strictEqual(event.senderservice, "calculator")
+      assert.strictEqual(event.tenantid, "acme.eu")
+      assert.strictEqual(event.causationid, "raw-call-1")
+      assert.deepStrictEqual(event.data, { sum: 5 })
+      assert.strictEqual(emitted!.fields.routingKey, "acme_002Eeu.calculator.added")
+      assert.strictEqual(emitted!.properties.messageId, event.id)
+      assert.strictEqual(emitted!.properties.type, "added")
+      assert.strictEqual(emitted!.properties.deliveryMode, 2)
+      assert.strictEqual(emitted!.properties.contentType, "application/cloudevents+json")
+    }).pipe(Effect.provide(CalculatorLive().pipe(Layer.provideMerge(amqpLayer())))))
+
+  it.live("interop: a plain amqplib service answers a Herald caller, and sees the command's properties", () =>
+    Effect.gen(function*() {
+      const conn = yield* rawClient
+      const ch = yield* rawChannel(conn)
+      const queue = `${prefix}.cmd.calculator.1.lookup`
+      yield* Effect.promise(() => ch.assertQueue(queue, { durable: false, autoDelete: true, arguments: { "x-queue-type": "classic" } }))
+      const seen = yield* Queue.unbounded<ConsumeMessage>()
+      yield* Effect.promise(() =>
+        ch.consume(queue, (msg) => {
+          if (msg === null) return
+          Queue.offerUnsafe(seen, msg)
+          const cmd = json(msg.content)
+          const key = (cmd.data as { key: string }).key
+          ch.sendToQueue(msg.properties.replyTo as string, Buffer.from(handWritten({
+            type: "lookup",
+            heraldkind: "reply",
+            heraldstatus: "ok",
+            causationid: cmd.id,
+            data: { value: `raw:${key}` }
+          })), { correlationId: msg.properties.correlationId as string })
+          ch.ack(msg)
+        }))
+      const calc = yield* Client.make(Calculator, { timeout: "3 seconds" })
+      assert.deepStrictEqual(yield* calc.lookup({ key: "k" }), { value: "raw:k" })
+      const [msg] = yield* takeN(seen, 1)
+      assert.strictEqual(msg!.fields.exchange, "")
+      assert.strictEqual(msg!.fields.routingKey, queue)
+      assert.match(String(msg!.properties.replyTo), /^amq\.rabbitmq\.reply-to\./)
+      assert.strictEqual(msg!.properties.contentType, "application/cloudevents+json")
+      const expiration = Number(msg!.properties.expiration)
+      assert.isAbove(expiration, 3_000, "expiration = time left to the deadline + 1 s grace")
+      assert.isAtMost(expiration, 4_000)
+      assert.strictEqual(json(msg!.content).heraldkind, "command")
+    }).pipe(Effect.provide(amqpLayer())))
+
+  it.live("bad bytes on the events exchange are dead-lettered and counted; the durable consumer goes on", () =>
+    Effect.gen(function*() {
+      const Robust = Service.make("robust", "1", { subscriptions: [eventSub("wire", "wire.check", { durable: true })] })
+      const Dlq = Service.make("dlq", "1", {
+        subscriptions: [Subscription.make("letters", {
+          filter: { eventName: Subscription.DEAD_LETTER },
+          payload: Subscription.DeadLetter,
+          delivery: "shared"
+        })]
+      })
+      const got = yield* Queue.unbounded<number>()
+      const letters = yield* Queue.unbounded<Subscription.DeadLetter>()
+      const services = Layer.mergeAll(
+        Service.toLayer(Robust, { wire: (p) => Queue.offer(got, p.sum) }),
+        Service.toLayer(Dlq, { letters: (letter) => letter.service === "robust" ? Queue.offer(letters, letter) : Effect.void })
+      )
+      const scope = yield* Scope.make()
+      const ctx = yield* Layer.buildWithScope(services.pipe(Layer.provideMerge(amqpLayer())), scope)
+      const undecodable = Metric.withAttributes(Runtime.rejectedMessages, { reason: "undecodable", service: "robust" })
+      const before = (yield* Metric.value(undecodable)).count
+      const conn = yield* rawClient
+      const ch = yield* rawChannel(conn)
+      const publish = (body: string) => ch.publish(`${prefix}.events`, "_.mallory.wire.check", Buffer.from(body))
+      publish("not json at all")
+      publish(JSON.stringify({ specversion: "1.0", id: "x" }))
+      publish(handWritten({ type: "wire.check", heraldkind: "event", data: { sum: "seven" } }))
+      publish(handWritten({ type: "wire.check", heraldkind: "event", data: { sum: 42 } }))
+
+      assert.deepStrictEqual(yield* takeN(got, 1), [42])
+      const dead = yield* takeN(letters, 3)
+      assert.deepInclude(dead.map((d) => d.event), { base64: Buffer.from("not json at all").toString("base64") })
+      const schemaFailure = dead.find((d) => /payload fails the subscription's schema/.test(d.error))
+      assert.isDefined(schemaFailure)
+      assert.strictEqual(schemaFailure!.attempts, 0)
+      assert.strictEqual((yield* Metric.value(undecodable)).count, before + 2)
+      assert.strictEqual(yield* Queue.size(got), 0)
+      assert.strictEqual(yield* health(ctx), "connected")
+      yield* Scope.close(scope, Exit.void)
+      assert.strictEqual(yield* readyCount(conn, `${prefix}.sub.robust.1.wire`), 0, "all four were acknowledged")
+    }))
+
+  it.live("tenant and event-name bindings route exactly the matching events, durable or not", () =>
+    Effect.gen(function*() {
+      const filter = { eventName: ["route.one", "route.two.deep"], tenantId: ["t.1", "t2"] }
+      const Router = Service.make("router", "1", {
+        subscriptions: [
+          Subscription.make("kept", { filter, payload: Added, delivery: "shared", durable: true }),
+          Subscription.make("live", { filter, payload: Added, delivery: "broadcast" })
+        ]
+      })
+      const kept = yield* Queue.unbounded<number>()
+      const live = yield* Queue.unbounded<number>()
+      const Live = Service.toLayer(Router, { kept: (p) => Queue.offer(kept, p.sum), live: (p) => Queue.offer(live, p.sum) })
+      yield* Effect.gen(function*() {
+        const cases: Array<[string, string | undefined, number]> = [
+          ["route.one", "t.1", 1],
+          ["route.two.deep", "t2", 2],
+          ["route.one", undefined, -1],
+          ["route.three", "t2", -2],
+          ["route.one", "t3", -3],
+          ["route.two", "t.1", -4],
+          ["route.two.deep", "t.1", 3]
+        ]
+        for (const [name, tenantId, sum] of cases) {
+          yield* Event.publish(Event.make(name, Added), { sum }).pipe(withContext({ tenantId }))
+        }
+        assert.deepStrictEqual((yield* takeN(kept, 3)).sort(), [1, 2, 3])
+        assert.deepStrictEqual((yield* takeN(live, 3)).sort(), [1, 2, 3])
+        yield* Effect.sleep("300 millis")
+        assert.strictEqual(yield* Queue.size(kept), 0)
+        assert.strictEqual(yield* Queue.size(live), 0)
+        // the broker filtered them: nothing else is waiting in the durable queue either
+        assert.strictEqual(yield* readyCount(yield* rawClient, `${prefix}.sub.router.1.kept`), 0)
+      }).pipe(Effect.provide(Live.pipe(Layer.provideMerge(amqpLayer()))))
+    }))
+
+  it.live("a durable broadcast subscription has one queue per instance, deleted when the instance stops", () =>
+    Effect.gen(function*() {
+      const Fan = Service.make("fan", "1", { subscriptions: [eventSub("all", "fan.out", { durable: true, delivery: "broadcast" })] })
+      const got = yield* Queue.unbounded<{ instance: number; sum: number }>()
+      const fan = (instance: number) => Service.toLayer(Fan, { all: (p) => Queue.offer(got, { instance, sum: p.sum }) })
+      const queues = Effect.promise(async () =>
+        (await run("rabbitmqctl", ["-q", "list_queues", "name"])).stdout.split("\n").map((l) => l.trim())
+          .filter((n) => n.startsWith(`${prefix}.sub.fan.1.all.`))
+      )
+      const scope = yield* Scope.make()
+      const services = yield* Layer.buildWithScope(Layer.mergeAll(fan(0), fan(1)).pipe(Layer.provideMerge(amqpLayer())), scope)
+      assert.strictEqual((yield* queues).length, 2)
+      yield* Event.publish(Event.make("fan.out", Added), { sum: 7 }).pipe(Effect.provide(services))
+      const copies = yield* takeN(got, 2)
+      assert.deepStrictEqual(copies.map((c) => c.instance).sort(), [0, 1])
+      yield* Scope.close(scope, Exit.void)
+      yield* eventually("the instances' queues are deleted", Effect.map(queues, (qs) => qs.length === 0))
+    }))
+
+  it.live("a queue deleted under a running subscription is declared again and consumed", () =>
+    Effect.gen(function*() {
+      const Tick = Event.make("phoenix.tick", Added)
+      const Phoenix = Service.make("phoenix", "1", { subscriptions: [eventSub("ticks", "phoenix.tick", { durable: true })] })
+      const got = yield* Queue.unbounded<number>()
+      yield* Effect.gen(function*() {
+        const conn = yield* rawClient
+        const ch = yield* rawChannel(conn)
+        const queue = `${prefix}.sub.phoenix.1.ticks`
+        yield* Effect.promise(() => ch.deleteQueue(queue))
+        yield* eventually("the queue is back", Effect.map(readyCount(conn, queue), (n) => n !== undefined))
+        yield* Effect.sleep("200 millis")
+        yield* Event.publish(Tick, { sum: 1 })
+        assert.deepStrictEqual(yield* takeN(got, 1), [1])
+      }).pipe(Effect.provide(Service.toLayer(Phoenix, { ticks: (p) => Queue.offer(got, p.sum) }).pipe(Layer.provideMerge(amqpLayer()))))
+    }))
+
+  it.live("connections closed by the broker are re-opened and the topology re-declared", () =>
+    Effect.gen(function*() {
+      const Tick = Event.make("dropped.tick", Added)
+      const Sink = Service.make("drop-sink", "1", {
+        subscriptions: [eventSub("kept", "dropped.tick", { durable: true }), eventSub("live", "dropped.tick", { delivery: "broadcast" })]
+      })
+      const kept = yield* Queue.unbounded<number>()
+      const live = yield* Queue.unbounded<number>()
+      const started = yield* Queue.unbounded<string>()
+      const serving = yield* Layer.build(amqpLayer())
+      yield* Layer.build(Layer.mergeAll(
+        Service.toLayer(Calculator, announcingHandlers(started)),
+        Service.toLayer(Sink, { kept: (p) => Queue.offer(kept, p.sum), live: (p) => Queue.offer(live, p.sum) })
+      )).pipe(Effect.provide(serving))
+      const calling = yield* Layer.build(amqpLayer())
+      const calc = yield* Client.make(Calculator, { timeout: "3 seconds" }).pipe(Effect.provide(calling))
+      assert.deepStrictEqual(yield* calc.lookup({ key: "before" }), { value: "BEFORE" })
+      // a call in flight when the connection drops: its direct reply-to is gone with the connection
+      const inFlight = yield* Effect.forkChild(Effect.exit(calc.sleep({ ms: 1_000 }, { timeout: "5 seconds" })))
+      yield* takeN(started, 1)
+
+      const dropped = yield* Clock.currentTimeMillis
+      yield* Effect.promise(() => run("rabbitmqctl", ["close_all_connections", "herald test: connection drop"]))
+      assert.strictEqual(outcomeOf(yield* Fiber.join(inFlight)), "BridgeError", "not a Timeout: it ends at once")
+      assert.isBelow((yield* Clock.currentTimeMillis) - dropped, 2_000)
+      yield* eventually("the calling bridge reconnects", Effect.map(health(calling), (h) => h === "connected"))
+      yield* eventually("the serving bridge reconnects", Effect.map(health(serving), (h) => h === "connected"))
+      yield* eventually(
+        "a call succeeds again",
+        Effect.map(Effect.exit(calc.lookup({ key: "after" }, { timeout: "1 second" })), Exit.isSuccess)
+      )
+      yield* Event.publish(Tick, { sum: 9 }).pipe(Effect.provide(calling))
+      assert.deepStrictEqual(yield* takeN(kept, 1), [9])
+      assert.deepStrictEqual(yield* takeN(live, 1), [9], "the exclusive broadcast queue was declared again")
+      assert.strictEqual(yield* Bridge.Bridge.use((b) => b.pendingRequests).pipe(Effect.provide(calling)), 0)
+    }))
+
+  it.live("a channel error (the events exchange deleted) recycles the connection and re-declares the topology", () =>
+    Effect.gen(function*() {
+      const Tick = Event.make("lost.tick", Added)
+      const Sink = Service.make("lost-sink", "1", { subscriptions: [eventSub("ticks", "lost.tick", { durable: true })] })
+      const got = yield* Queue.unbounded<number>()
+      yield* Effect.gen(function*() {
+        yield* Event.publish(Tick, { sum: 1 })
+        assert.deepStrictEqual(yield* takeN(got, 1), [1])
+        const ch = yield* rawChannel(yield* rawClient)
+        // an operator deletes the exchange: the bindings go with it, the next publish is a channel error
+        yield* Effect.promise(() => ch.deleteExchange(`${prefix}.events`))
+        yield* Event.publish(Tick, { sum: 2 })
+        assert.deepStrictEqual(yield* takeN(got, 1), [2])
+        assert.strictEqual(yield* Bridge.Bridge.use((b) => b.health), "connected")
+      }).pipe(Effect.provide(Service.toLayer(Sink, { ticks: (p) => Queue.offer(got, p.sum) }).pipe(Layer.provideMerge(amqpLayer()))))
+    }))
+
+  it.live(
+    "fault: the bridge survives a broker restart while calls and durable events flow",
+    () =>
+      Effect.gen(function*() {
+        const Tick = Event.make("fault.tick", Added)
+        const Sink = Service.make("fault-sink", "1", { subscriptions: [eventSub("ticks", "fault.tick", { durable: true })] })
+        const received = yield* Ref.make(new Set<number>())
+        const serving = yield* Layer.build(amqpLayer())
+        yield* Layer.build(
+          Layer.mergeAll(CalculatorLive(), Service.toLayer(Sink, { ticks: (p) => Ref.update(received, (s) => new Set(s).add(p.sum)) }))
+        ).pipe(Effect.provide(serving))
+        const calling = yield* Layer.build(amqpLayer())
+        const calc = yield* Client.make(Calculator).pipe(Effect.provide(calling))
+        // registered last, so it runs first: the broker is up again before anything else closes
+        yield* Effect.addFinalizer(() => Effect.promise(ensureBroker))
+        assert.deepStrictEqual(yield* calc.lookup({ key: "up" }, { timeout: "2 seconds" }), { value: "UP" })
+
+        // every 100 ms one call (2 s timeout) and one durable event, each in its own fiber, so some
+        // start before, some during and some after the outage; all of them are awaited at the end
+        const calls: Array<{ outcome: string; elapsed: number }> = []
+        const published: Array<number> = []
+        const inflight = yield* FiberSet.make()
+        const call = Effect.gen(function*() {
+          const start = yield* Clock.currentTimeMillis
+          const exit = yield* Effect.exit(calc.lookup({ key: "k" }, { timeout: "2 seconds" }))
+          calls.push({ outcome: outcomeOf(exit), elapsed: (yield* Clock.currentTimeMillis) - start })
+        })
+        const publish = (sum: number) =>
+          Effect.exit(Event.publish(Tick, { sum }).pipe(Effect.provide(calling))).pipe(
+            Effect.map((exit) => Exit.isSuccess(exit) && published.push(sum))
+          )
+        let next = 0
+        const load = yield* Effect.gen(function*() {
+          yield* FiberSet.run(inflight, call)
+          yield* FiberSet.run(inflight, publish(next++))
+          yield* Effect.sleep("100 millis")
+        }).pipe(Effect.forever, Effect.forkChild)
+
+        // a service that starts during the outage: its subscription waits for the connection
+        const Late = Service.make("fault-late", "1", { subscriptions: [eventSub("ticks", "fault.tick", { durable: true })] })
+        const late = yield* Ref.make(new Set<number>())
+        const lateBridge = yield* Layer.build(AmqpBridge.layer({ prefix, timeout: "20 seconds" }))
+
+        yield* Effect.sleep("300 millis")
+        yield* Effect.promise(stopBroker)
+        yield* eventually("the bridge notices the outage", Effect.map(health(calling), (h) => h === "reconnecting"), 3_000)
+        const starting = yield* Layer.build(
+          Service.toLayer(Late, { ticks: (p) => Ref.update(late, (s) => new Set(s).add(p.sum)) })
+        ).pipe(Effect.provide(lateBridge), Effect.forkChild)
+        yield* Effect.sleep("500 millis")
+        yield* Effect.promise(ensureBroker)
+        yield* Fiber.join(starting)
+        yield* eventually("the calling bridge reconnects", Effect.map(health(calling), (h) => h === "connected"), 15_000)
+        yield* eventually("the serving bridge reconnects", Effect.map(health(serving), (h) => h === "connected"), 15_000)
+        yield* eventually(
+          "a call succeeds after the restart",
+          Effect.map(Effect.exit(calc.lookup({ key: "again" }, { timeout: "2 seconds" })), Exit.isSuccess)
+        )
+        yield* Effect.sleep("300 millis")
+        yield* Fiber.interrupt(load)
+        yield* FiberSet.awaitEmpty(inflight).pipe(Effect.timeout("15 seconds"))
+
+        const tally = (outcome: string) => calls.filter((c) => c.outcome === outcome).length
+        for (const call of calls) {
+          assert.include(["ok", "Timeout", "NoResponder", "BridgeError"], call.outcome)
+          assert.isAtMost(call.elapsed, 2_500, `a ${call.outcome} call took ${call.elapsed} ms`)
+        }
+        assert.isAbove(tally("ok"), 0)
+        assert.isAbove(published.length, 0)
+        yield* eventually(
+          "every event whose publish was confirmed is delivered",
+          Effect.map(Ref.get(received), (got) => published.every((sum) => got.has(sum))),
+          15_000
+        )
+        yield* Event.publish(Tick, { sum: -1 }).pipe(Effect.provide(calling))
+        yield* eventually("the service started during the outage receives events", Effect.map(Ref.get(late), (got) => got.has(-1)))
+      }),
+    60_000
+  )
+})
+
+describe("AMQP wire mapping", () => {
+  /** AMQP topic matching: `*` is exactly one word, `#` zero or more words. */
+  const topicMatches = (pattern: string, key: string): boolean => {
+    const p = pattern.split(".")
+    const k = key.split(".")
+    const go = (i: number, j: number): boolean => {
+      if (i === p.length) return j === k.length
+      if (p[i] === "#") return go(i + 1, j) || (j < k.length && go(i, j + 1))
+      return j < k.length && (p[i] === "*" || p[i] === k[j]) && go(i + 1, j + 1)
+    }
+    return go(0, 0)
+  }
+  const anyString = fc.oneof(
+    fc.string({ unit: "binary" }),
+    fc.string({ unit: "binary", minLength: 30, maxLength: 80 }),
+    fc.array(fc.integer({ min: 0, max: 0xffff })).map((codes) => String.fromCharCode(...codes)) // lone surrogates too
+  )
+  const eventName = fc.array(fc.stringMatching(/^[a-z][a-z0-9-]{0,4}$/), { minLength: 1, maxLength: 3 }).map((xs) => xs.join("."))
+
+  it("the tenant word is one routing-key word; it decodes back to the tenant unless hashed", () => {
+    fc.assert(fc.property(fc.option(anyString, { nil: undefined }), fc.option(anyString, { nil: undefined }), (tenant, other) => {
+      const word = Topology.encodeTenant(tenant)
+      assert.match(word, /^[A-Za-z0-9_~-]+$/)
+      assert.isAtMost(word.length, 64)
+      if (word.startsWith("~")) assert.lengthOf(word, 44)
+      else assert.strictEqual(Topology.decodeTenant(word), tenant)
+      if (other !== tenant) assert.notStrictEqual(Topology.encodeTenant(other), word)
+    }), { numRuns: 500 })
+    assert.strictEqual(Topology.encodeTenant(undefined), "_")
+    assert.strictEqual(Topology.encodeTenant(""), "__")
+    assert.strictEqual(Topology.encodeTenant("acme.eu"), "acme_002Eeu")
+    assert.strictEqual(Topology.encodeTenant("a*b > c/#+"), "a_002Ab_0020_003E_0020c_002F_0023_002B")
+  })
+
+  it("the binding keys admit every event the hints admit, and nothing the hints exclude", () => {
+    const tenantOf = fc.option(fc.oneof(anyString, fc.constantFrom("t1", "t.2")), { nil: undefined })
+    fc.assert(fc.property(
+      fc.option(fc.array(eventName, { minLength: 1, maxLength: 4 }), { nil: undefined }),
+      fc.option(fc.array(fc.oneof(anyString, fc.constantFrom("t1", "t.2")), { minLength: 1, maxLength: 3 }), { nil: undefined }),
+      eventName,
+      tenantOf,
+      fc.nat(),
+      (eventNames, tenantIds, otherName, otherTenant, pick) => {
+        const name = eventNames === undefined || pick % 3 === 0 ? otherName : eventNames[pick % eventNames.length]!
+        const tenantId = tenantIds === undefined || pick % 5 === 0 ? otherTenant : tenantIds[pick % tenantIds.length]
+        const admitted = (eventNames === undefined || eventNames.includes(name)) &&
+          (tenantIds === undefined || (tenantId !== undefined && tenantIds.includes(tenantId)))
+        const key = Topology.routingKey({ id: "e", eventName: name, senderService: "svc", tenantId })!
+        const bindings = Topology.bindingKeys({ eventNames, tenantIds })
+        const matched = bindings.some((b) => topicMatches(b, key))
+        if (admitted) assert.isTrue(matched, `${key} not matched by ${bindings.join(" ")}`)
+        if (matched) assert.isTrue(admitted, `${key} matched by ${bindings.join(" ")} but not admitted`)
+      }
+    ), { numRuns: 500 })
+  })
+
+  it("names, keys and command expirations", () => {
+    assert.isTrue(Topology.isValidPrefix("acme.herald"))
+    assert.isFalse(Topology.isValidPrefix("a b"))
+    assert.isFalse(Topology.isValidPrefix("x".repeat(65)))
+    assert.strictEqual(Topology.commandQueue("herald", { service: "calculator", version: "1", command: "add" }), "herald.cmd.calculator.1.add")
+    const spec = { service: "billing", version: "2", subscription: "audit", instance: "i-1" } as const
+    assert.strictEqual(Topology.subscriptionQueue("herald", { ...spec, delivery: "shared", durable: true }), "herald.sub.billing.2.audit")
+    assert.strictEqual(Topology.subscriptionQueue("herald", { ...spec, delivery: "broadcast", durable: false }), "herald.tmp.billing.2.audit.i-1")
+    assert.isUndefined(Topology.subscriptionQueue("herald", { ...spec, instance: "a.b", delivery: "broadcast", durable: true }))
+    assert.strictEqual(Topology.routingKey({ id: "e", eventName: "order.placed", senderService: "shop", tenantId: undefined }), "_.shop.order.placed")
+    assert.isUndefined(Topology.routingKey({ id: "e", eventName: "bad*name", senderService: "shop" }))
+    assert.deepStrictEqual(Topology.bindingKeys({}), ["#"])
+    assert.deepStrictEqual(Topology.bindingKeys({ tenantIds: ["t1"] }), ["t1.*.#"])
+    assert.deepStrictEqual(Topology.bindingKeys({ eventNames: ["a.b"] }), ["*.*.a.b"])
+    assert.strictEqual(Topology.expirationOf(10_000, 7_000), "4000")
+    assert.strictEqual(Topology.expirationOf(1_000, 7_000), "1000")
+    assert.strictEqual(Topology.deliveryCountOf(false, undefined), 1)
+    assert.strictEqual(Topology.deliveryCountOf(true, undefined), 2)
+    assert.strictEqual(Topology.deliveryCountOf(true, { "x-delivery-count": 3 }), 4)
+  })
+
+  it("acknowledgements are batched over the settled prefix and never cover a delivery in flight", async () => {
+    const sent: Array<string> = []
+    const acker = Topology.makeAcker({
+      ack: (m, all) => void sent.push(`ack ${m.fields.deliveryTag}${all === true ? "+" : ""}`),
+      nack: (m, _all, requeue) => void sent.push(`nack ${m.fields.deliveryTag}${requeue === true ? " requeue" : ""}`)
+    })
+    const msg = (deliveryTag: number) => ({ fields: { deliveryTag } }) as unknown as amqp.Message
+    const ms = [1, 2, 3, 4, 5, 6].map(msg)
+    for (const m of ms) acker.delivered(m)
+    acker.ack(ms[0]!)
+    acker.ack(ms[1]!)
+    acker.nack(ms[2]!, true)
+    acker.ack(ms[4]!)
+    await Promise.resolve()
+    assert.deepStrictEqual(sent, ["nack 3 requeue", "ack 2+", "ack 5"])
+    acker.ack(ms[3]!)
+    acker.ack(ms[5]!)
+    acker.flush()
+    assert.deepStrictEqual(sent.slice(3), ["ack 6+"])
+  })
+})
+
+BridgeSuite.run("amqp", amqpLayer(), { routingRuns: 15 })
