@@ -12,8 +12,6 @@ const LEVEL = /^[A-Za-z0-9_-]+$/
 const LEVELS = /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/
 /** A dot-separated run of level-safe segments: an event name. */
 const DOTTED = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/
-/** Characters a tenant id keeps verbatim in its level. */
-const PLAIN = /[A-Za-z0-9-]/
 
 /** True when `s` is one topic level Herald can write (never empty, never `+`, `#`, `/` or `$…`). */
 export const isLevel = (s: string): boolean => LEVEL.test(s)
@@ -24,49 +22,9 @@ export const isLevels = (s: string): boolean => LEVELS.test(s)
 /** True when every part of a command address can be a topic level. */
 export const isValidAddress = (a: CommandAddress): boolean => isLevel(a.service) && isLevel(a.version) && isLevel(a.command)
 
-/** The tenant level of events published without a tenant. */
-export const NO_TENANT = "_"
-/** The tenant level of the empty tenant id `""`. */
-export const EMPTY_TENANT = "__"
+import { encodeTenant } from "./tenantToken.ts"
 
-/**
- * Encodes an optional tenant id as exactly one topic level, injectively.
- *
- * No tenant is `_`, the empty string is `__`; otherwise ASCII letters, digits and `-` are kept and
- * every other UTF-16 code unit becomes `_` followed by its 4 upper-case hex digits (`/` is `_002F`,
- * `+` is `_002B`, `#` is `_0023`). A `_` in an encoded tenant is always followed by 4 hex digits,
- * so the two special levels never collide with an encoded tenant.
- */
-export const encodeTenant = (tenantId: string | undefined): string => {
-  if (tenantId === undefined) return NO_TENANT
-  if (tenantId === "") return EMPTY_TENANT
-  let out = ""
-  for (let i = 0; i < tenantId.length; i++) {
-    const c = tenantId[i]!
-    out += PLAIN.test(c) ? c : `_${tenantId.charCodeAt(i).toString(16).toUpperCase().padStart(4, "0")}`
-  }
-  return out
-}
-
-/** Decodes a tenant level: the tenant id, `undefined` for no tenant, or `null` when it is not a tenant level. */
-export const decodeTenant = (level: string): string | undefined | null => {
-  if (level === NO_TENANT) return undefined
-  if (level === EMPTY_TENANT) return ""
-  let out = ""
-  for (let i = 0; i < level.length;) {
-    const c = level[i]!
-    if (PLAIN.test(c)) {
-      out += c
-      i++
-    } else if (c === "_" && /^[0-9A-F]{4}$/.test(level.slice(i + 1, i + 5))) {
-      out += String.fromCharCode(parseInt(level.slice(i + 1, i + 5), 16))
-      i += 5
-    } else {
-      return null
-    }
-  }
-  return out === "" ? null : out
-}
+export { decodeTenant, EMPTY_TENANT, encodeTenant, NO_TENANT } from "./tenantToken.ts"
 
 /** `<prefix>/cmd/<service>/<version>/<command>`: where a command is published. */
 export const commandTopic = (prefix: string, a: CommandAddress): string =>
