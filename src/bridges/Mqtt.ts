@@ -14,11 +14,13 @@
  *
  * The wire mapping is specified in `docs/mqtt-wire.md`.
  */
-import type { Context, Fiber } from "effect"
-import { Cause, Clock, Deferred, Duration, Effect, Exit, Layer, Schedule, Scheduler, Scope } from "effect"
-import { connect, type IClientOptions, type IClientPublishOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from "mqtt"
-import { addressKey, Bridge, type BridgeShape, type Health, type SubscriptionSpec } from "../Bridge.ts"
+import type { Context } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, Layer, Scheduler, Scope } from "effect"
+import { connect, type IClientOptions, type IClientPublishOptions, type IPublishPacket, type MqttClient } from "mqtt"
+import { addressKey, Bridge, type BridgeShape, type Health } from "../Bridge.ts"
 import { BridgeError, NoResponder } from "../BridgeError.ts"
+import { makeDurables, type Run } from "../internal/mqttDurable.ts"
+import { makePresence } from "../internal/mqttPresence.ts"
 import * as Topics from "../internal/mqttTopics.ts"
 
 /** TLS options passed to the client as they are; use them with an `mqtts://` URL. */
@@ -79,10 +81,6 @@ export interface MqttBridgeConfig {
 const BRIDGE = "mqtt"
 const CONTENT_TYPE = "application/cloudevents+json"
 const EMPTY = Buffer.alloc(0)
-/** Delay before a durable session whose handler failed reconnects to get the event again (MQTT has no nak). */
-const NAK_DELAY_MS = 1000
-/** Returned to mqtt.js by a durable session so that it does not acknowledge the message itself. */
-const MANUAL_ACK = new Error("herald acknowledges after the handler")
 
 const millis = (input: Duration.Input | undefined, fallback: Duration.Input): number =>
   Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback))
@@ -98,8 +96,6 @@ const remove = <A>(xs: Array<A>, x: A) => {
   if (i >= 0) xs.splice(i, 1)
 }
 
-type Run = <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
-type EventHandler = Parameters<BridgeShape["subscribe"]>[1]
 type Member = (packet: IPublishPacket) => void
 const runner = Effect.map(Effect.context<never>(), (ctx: Context.Context<never>): Run => Effect.runForkWith(ctx))
 
@@ -115,16 +111,6 @@ interface Route {
   readonly members: Array<Member>
   next: number
   readonly ready: Deferred.Deferred<void, BridgeError>
-}
-
-/** The local consumers of one durable session and the state of its delivery. */
-interface Durable {
-  readonly members: Array<{ readonly handler: EventHandler; readonly run: Run }>
-  next: number
-  inflight: number
-  stopped: boolean
-  readonly ready: Deferred.Deferred<void>
-  readonly scope: Scope.Closeable
 }
 
 const settingsOf = (config: MqttBridgeConfig) =>
@@ -189,10 +175,6 @@ const writeBatcher = (dispatcher: Scheduler.SchedulerDispatcher) => {
   }
 }
 
-/** Acknowledges a QoS 1 message by hand (mqtt.js has no public call for it). */
-const acknowledge = (client: MqttClient, messageId: number) =>
-  (client as unknown as { _sendPacket: (packet: object) => void })._sendPacket({ cmd: "puback", messageId, reasonCode: 0 })
-
 /** Publishes and waits for mqtt.js's callback: the PUBACK for QoS 1, the write for QoS 0. */
 const publishOn = (
   client: MqttClient,
@@ -239,11 +221,7 @@ export const make = (config: MqttBridgeConfig = {}): Effect.Effect<BridgeShape, 
     const unconfirmed = new Set<{ readonly at: number; readonly expire: () => void }>()
     const barriers = new Map<string, Deferred.Deferred<Uint8Array, BridgeError>>()
     let seq = 0
-    const served = new Map<string, number>()
-    let announced = false
-    const presence = new Topics.Mirror<ReadonlyArray<string>>((commands) => commands)
     const leases = new Topics.Mirror<string>()
-    const durables = new Map<string, Durable>()
 
     const client = yield* Effect.try({
       try: () =>
@@ -292,19 +270,6 @@ export const make = (config: MqttBridgeConfig = {}): Effect.Effect<BridgeShape, 
         subscribeNow(route, (e) => resume(e ? Effect.fail(bridgeError(`subscribe ${route.filter}`, e)) : Effect.void))
       })
 
-    /** Publishes this bridge's presence: the addresses it serves, or an empty retained message once it serves none. */
-    const announce = Effect.suspend(() => {
-      if (closed || !client.connected || (served.size === 0 && !announced)) return Effect.void
-      announced = served.size > 0
-      return announced
-        ? publish("announce", presenceTopic, Buffer.from(Topics.encodePresence(served.keys())), {
-          qos: 1,
-          retain: true,
-          properties: { messageExpiryInterval: s.ttl }
-        })
-        : publish("announce", presenceTopic, EMPTY, { qos: 1, retain: true })
-    })
-
     /** A round trip through the broker: every message routed to this bridge before it has arrived. */
     const barrier = Effect.suspend(() => {
       const key = `b${++seq}`
@@ -315,6 +280,16 @@ export const make = (config: MqttBridgeConfig = {}): Effect.Effect<BridgeShape, 
         within("sync with the broker", timeoutMs),
         Effect.ensuring(Effect.sync(() => barriers.delete(key)))
       )
+    })
+    const { announce, heartbeat, isLive, live, serving, mirror: presence } = makePresence({
+      topic: presenceTopic,
+      ttl: s.ttl,
+      timeoutMs,
+      now,
+      canPublish: () => !closed && client.connected,
+      publish,
+      barrier,
+      bestEffort
     })
 
     /** After every (re)connection: resubscribe, announce, then open the gate once the registry is in sync. */
@@ -413,7 +388,6 @@ export const make = (config: MqttBridgeConfig = {}): Effect.Effect<BridgeShape, 
       Effect.timeoutOrElse({ duration: timeoutMs, orElse: () => Effect.fail(fail(`cannot connect to ${s.url}: ${lastError}`)) })
     )
     // presence and leases expire unless refreshed
-    const heartbeat = Effect.suspend(() => (served.size > 0 ? Effect.ignore(announce) : Effect.void))
     yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(s.presenceMs), heartbeat)))
     const sweep = Effect.sync(() => {
       const limit = now() - timeoutMs
@@ -457,157 +431,28 @@ export const make = (config: MqttBridgeConfig = {}): Effect.Effect<BridgeShape, 
         return Effect.sync(() => void pending.delete(id))
       })
 
-    const isLive = (key: string) => (served.get(key) ?? 0) > 0 || presence.has(key, now())
-    /** Fails with `NoResponder` when no bridge serves `key`, after a round trip that brings the registry up to date. */
-    const live = (key: string) =>
-      Effect.suspend(() =>
-        isLive(key) ? Effect.void : Effect.andThen(
-          barrier,
-          Effect.suspend(() => isLive(key) ? Effect.void : Effect.fail(new NoResponder({ address: key })))
-        )
-      )
-
-    /** Runs one durable session: waits for its lease (shared), connects, consumes, and starts over when the connection ends. */
-    const holdSession = (group: Durable, spec: SubscriptionSpec, id: string, filters: ReadonlyArray<string>) => {
-      const lease = spec.delivery === "shared" ? Topics.leaseTopic(prefix, spec) : undefined
-      let naking = false
-      const batchSession = writeBatcher(scheduler.makeDispatcher())
-      const deliver = (session: MqttClient, packet: IPublishPacket) => {
-        if (group.stopped || group.members.length === 0) return // not acknowledged: delivered again later
-        const member = group.members[group.next++ % group.members.length]!
-        group.inflight++
-        member.run(member.handler({ bytes: bytesOf(packet), deliveryCount: packet.dup ? 2 : 1 })).addObserver((exit) => {
-          group.inflight--
-          if (packet.qos === 0 || packet.messageId === undefined || !session.connected) return
-          if (Exit.isSuccess(exit)) return (batchSession(session), acknowledge(session, packet.messageId))
-          if (Cause.hasInterruptsOnly(exit.cause) || naking) return
-          // no nak in MQTT: reconnect the session so the broker sends the unacknowledged event again
-          naking = true
-          run(Effect.sleep(NAK_DELAY_MS).pipe(Effect.andThen(Effect.sync(() => ((naking = false), session.end(true))))))
-        })
-      }
-      const leaseFree = () => {
-        const holder = lease === undefined ? undefined : leases.get(lease, now())
-        if (holder !== undefined && holder !== clientId) Deferred.doneUnsafe(group.ready, Exit.void) // the session is held
-        return holder === undefined || holder === clientId
-      }
-      const open = Effect.suspend(() => {
-        const ended = Deferred.makeUnsafe<void>()
-        const session = connect(s.url, {
-          ...s.base,
-          clientId: id,
-          clean: false,
-          reconnectPeriod: 0,
-          properties: { sessionExpiryInterval: lease === undefined ? s.broadcastExpiry : s.sessionExpiry, receiveMaximum: s.maxInflight },
-          ...(lease === undefined ? {} : { will: { topic: lease, payload: EMPTY, qos: 1 as const, retain: true } })
-        })
-        session.handleMessage = (packet, done) => {
-          deliver(session, packet)
-          done(packet.qos > 0 ? MANUAL_ACK : undefined)
-        }
-        session.on("error", (e) => void (lastError = e.message))
-        session.on("close", () => Deferred.doneUnsafe(ended, Exit.void))
-        return Effect.callback<IConnackPacket, BridgeError>((resume) => {
-          const settle = (result: Effect.Effect<IConnackPacket, BridgeError>) => {
-            session.off("connect", onConnect).off("close", onClose)
-            resume(result)
-          }
-          const onConnect = (connack: IConnackPacket) => settle(Effect.succeed(connack))
-          const onClose = () => settle(Effect.fail(fail(`durable session ${id}: cannot connect: ${lastError}`)))
-          session.on("connect", onConnect).on("close", onClose)
-        }).pipe(
-          within(`durable session ${id}`, timeoutMs),
-          Effect.map((connack) => ({ session, connack, ended })),
-          Effect.onError(() => Effect.sync(() => session.end(true)))
-        )
-      })
-      let refreshed = Number.NEGATIVE_INFINITY
-      const refreshLease = (session: MqttClient, topic: string) =>
-        Effect.suspend(() => {
-          refreshed = now()
-          return publishOn(session, batchSession, "lease", topic, Buffer.from(Topics.encodeLease(clientId)), {
-            qos: 1,
-            retain: true,
-            properties: { messageExpiryInterval: s.ttl }
-          })
-        })
-      /** Refreshes the lease every interval, and at once when the mirror shows it lost (e.g. to a late Last Will). */
-      const keepLease = (session: MqttClient, topic: string) =>
-        Effect.forever(Effect.andThen(
-          Effect.suspend(() =>
-            leases.get(topic, now()) === clientId && now() - refreshed < s.presenceMs ? Effect.void : refreshLease(session, topic)
-          ),
-          Effect.sleep(500)
-        ))
-      const consume = Effect.acquireUseRelease(
-        open,
-        ({ ended, session }) =>
-          Effect.gen(function*() {
-            noDelay(session)
-            // every time, not only for a new session: a new version of the subscription may add filters
-            yield* Effect.callback<void, BridgeError>((resume) => {
-              session.subscribe([...filters], { qos: 1, rh: 2 }, (e) => resume(e ? Effect.fail(bridgeError(`subscribe ${id}`, e)) : Effect.void))
-            }).pipe(within(`subscribe ${id}`, timeoutMs))
-            if (lease !== undefined) yield* refreshLease(session, lease).pipe(within(`lease ${id}`, timeoutMs))
-            Deferred.doneUnsafe(group.ready, Exit.void)
-            const waitEnd = Deferred.await(ended)
-            yield* lease === undefined ? waitEnd : Effect.raceFirst(waitEnd, keepLease(session, lease))
-          }),
-        ({ session }, exit) =>
-          Exit.hasInterrupts(exit)
-            ? Effect.gen(function*() {
-              // closing: let running handlers acknowledge, then leave (shared: the Last Will frees the lease)
-              group.stopped = true
-              yield* bestEffort(
-                s.drainMs,
-                Effect.repeat(Effect.sync(() => group.inflight === 0), { schedule: Schedule.spaced(20), until: (idle) => idle })
-              )
-              yield* bestEffort(
-                timeoutMs,
-                Effect.tryPromise(() =>
-                  session.endAsync(
-                    lease === undefined ? { reasonCode: 0, properties: { sessionExpiryInterval: 0 } } : { reasonCode: 4 }
-                  )
-                )
-              )
-              session.end(true)
-            })
-            : Effect.sync(() => session.end(true))
-      )
-      const waitLease = Effect.repeat(Effect.sync(leaseFree), { schedule: Schedule.spaced(200), until: (free) => free })
-      return Effect.suspend(() => Deferred.await(gate)).pipe(
-        Effect.andThen(waitLease),
-        Effect.andThen(consume),
-        // an expected outage of the broker is logged once by the connection, not by every session
-        Effect.catch((e) => isUp() ? Effect.logWarning(`herald: mqtt ${e.message}`) : Effect.logDebug(`herald: mqtt ${e.message}`)),
-        Effect.andThen(Effect.suspend(() => Effect.sleep(s.reconnectMs + Math.floor(Math.random() * 250)))),
-        Effect.forever
-      )
-    }
-
-    const consumeDurable = (spec: SubscriptionSpec, filters: ReadonlyArray<string>, handler: EventHandler) =>
-      Effect.gen(function*() {
-        const id = Topics.durableClientId(prefix, spec)
-        const member = { handler, run: yield* runner }
-        let group = durables.get(id)
-        if (group === undefined) {
-          const scope = yield* Scope.fork(bridgeScope)
-          group = { members: [], next: 0, inflight: 0, stopped: false, ready: Deferred.makeUnsafe(), scope }
-          durables.set(id, group)
-          yield* Effect.forkIn(holdSession(group, spec, id, filters), scope)
-        }
-        const owned = group
-        owned.members.push(member)
-        yield* Effect.addFinalizer(() =>
-          Effect.suspend(() => {
-            remove(owned.members, member)
-            if (owned.members.length > 0 || durables.get(id) !== owned) return Effect.void
-            durables.delete(id)
-            return Scope.close(owned.scope, Exit.void)
-          })
-        )
-        yield* Deferred.await(owned.ready).pipe(within(`subscribe ${id}`, timeoutMs))
-      })
+    const consumeDurable = makeDurables({
+      settings: s,
+      clientId,
+      leases,
+      now,
+      run,
+      runner,
+      bridgeScope,
+      awaitGate: Effect.suspend(() => Deferred.await(gate)),
+      isUp,
+      lastError: () => lastError,
+      setLastError: (message) => void (lastError = message),
+      newBatcher: () => writeBatcher(scheduler.makeDispatcher()),
+      noDelay,
+      publishOn,
+      fail,
+      bridgeError,
+      within,
+      bestEffort,
+      bytesOf,
+      remove
+    })
 
     const bridge: BridgeShape = {
       name: BRIDGE,
@@ -644,16 +489,7 @@ export const make = (config: MqttBridgeConfig = {}): Effect.Effect<BridgeShape, 
               reply: to === undefined ? () => Effect.void : reply(to, packet.properties?.correlationData)
             }))
           })
-          yield* Effect.acquireRelease(
-            Effect.sync(() => served.set(key, (served.get(key) ?? 0) + 1)),
-            () =>
-              Effect.suspend(() => {
-                const left = (served.get(key) ?? 1) - 1
-                if (left > 0) served.set(key, left)
-                else served.delete(key)
-                return bestEffort(timeoutMs, announce)
-              })
-          )
+          yield* serving(key)
           yield* connected(`serve ${key}`).pipe(Effect.andThen(announce), within(`serve ${key}`, timeoutMs))
         }),
 
