@@ -18,10 +18,9 @@
  *
  * The wire mapping is specified in `docs/amqp-wire.md`.
  */
-import * as amqp from "amqplib"
-import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from "amqplib"
-import type { Context, Fiber, Scope } from "effect"
-import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberSet, Layer, Redacted, Schedule, Semaphore } from "effect"
+import type { Channel, ConsumeMessage, Message, Options } from "amqplib"
+import type { Scope } from "effect"
+import { Clock, Duration, Effect, Layer, Redacted } from "effect"
 import type { ConnectionOptions as TlsOptions } from "node:tls"
 import {
   addressKey,
@@ -32,7 +31,9 @@ import {
   type IncomingCommand,
   type IncomingEvent
 } from "../Bridge.ts"
-import { BridgeError, NoResponder } from "../BridgeError.ts"
+import { type BridgeError, NoResponder } from "../BridgeError.ts"
+import * as Connection from "../internal/amqpConnection.ts"
+import { attempt, BRIDGE, bridgeError, fail, type Live, noop } from "../internal/amqpConnection.ts"
 import * as Topology from "../internal/amqpTopology.ts"
 
 /** Options of the AMQP bridge. Every option has a default; `AmqpBridge.layer()` talks to a local RabbitMQ as guest. */
@@ -83,39 +84,8 @@ export interface AmqpBridgeConfig {
   readonly reconnectMaxDelay?: Duration.Input | undefined
 }
 
-const BRIDGE = "amqp"
-/** Delay before an event whose handling failed is returned to its queue (the runtime already retried it in-process). */
-const REQUEUE_DELAY = "1 second"
-/** Non-durable subscriptions (no acknowledgements): deliveries beyond this many times the prefetch in flight are dropped. */
-const NO_ACK_BACKLOG = 10
-
 const millis = (input: Duration.Input | undefined, fallback: Duration.Input): number =>
   Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback))
-const fail = (reason: string) => new BridgeError({ bridge: BRIDGE, reason })
-const bridgeError = (what: string, e: unknown) => fail(`${what}: ${e instanceof Error ? e.message : String(e)}`)
-const noop = () => undefined
-
-/** Runs a promise-returning broker call as an Effect failing with a `BridgeError` that says what was being done. */
-const attempt = <A>(what: string, thunk: () => Promise<A>): Effect.Effect<A, BridgeError> =>
-  Effect.tryPromise({ try: thunk, catch: (e) => bridgeError(what, e) })
-
-/** Bounds an effect by `ms`, failing with a `BridgeError` on timeout. */
-const within = (what: string, ms: number) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | BridgeError, R> =>
-  Effect.timeoutOrElse(effect, { duration: ms, orElse: () => Effect.fail(fail(`${what}: timed out after ${ms} ms`)) })
-
-/** Runs a cleanup promise, bounded and ignoring failures (the broker may already be gone). */
-const bestEffort = (ms: number, thunk: () => Promise<unknown>): Effect.Effect<void> =>
-  Effect.ignore(Effect.timeoutOption(Effect.tryPromise(thunk), ms))
-
-/** One open connection with the channels every bridge has: requests and replies, and confirmed event publishes. */
-interface Live {
-  readonly model: ChannelModel
-  readonly rpc: Channel
-  readonly pub: ConfirmChannel
-  /** Completed, with the broker's or the socket's reason, when the connection has closed. */
-  readonly closed: Deferred.Deferred<string>
-  dead: boolean
-}
 
 interface Pending {
   readonly key: string
@@ -124,15 +94,6 @@ interface Pending {
   /** The channel the request went out on: replies can only come back while it is open. */
   readonly sentOn: Channel
 }
-
-/** Something the bridge declared on the broker, re-created on every new connection. */
-interface Resource {
-  /** Opens the resource on `live` unless it is open there already. */
-  readonly open: (live: Live) => Effect.Effect<void, BridgeError>
-}
-
-type Run = <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
-
 /** Builds an AMQP bridge that lives as long as the current scope: connects now, closes channels and connection at the end. */
 export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, BridgeError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -157,57 +118,10 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
     })
     if (typeof targets === "string") return yield* fail(targets)
     const exchange = Topology.eventsExchange(prefix)
-    const backoff = Schedule.exponential(millis(config.reconnectInitialDelay, "100 millis")).pipe(
-      Schedule.jittered,
-      Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.millis(maxDelayMs))))
-    )
     let settings: Topology.QueueSettings | undefined
 
-    let live: Live | undefined
-    let closing = false
-    let gate = Deferred.makeUnsafe<void>()
-    let reconnectedAt = Number.NEGATIVE_INFINITY
-    let nextTarget = 0
     let seq = 0
     const pending = new Map<string, Pending>()
-    const resources = new Set<Resource>()
-    const lock = yield* Semaphore.make(1)
-    // closing: registered before the background fibers, so it runs after they are interrupted
-    yield* Effect.addFinalizer(() =>
-      Effect.gen(function*() {
-        closing = true
-        Deferred.doneUnsafe(gate, Exit.void)
-        failPending("the bridge closed")
-        const last = live
-        live = undefined
-        if (last !== undefined && !last.dead) {
-          yield* bestEffort(timeoutMs, () => last.rpc.close())
-          yield* bestEffort(timeoutMs, () => last.pub.close())
-          yield* bestEffort(timeoutMs, () => last.model.close())
-        }
-      })
-    )
-    const background = yield* FiberSet.makeRuntime<never, unknown, unknown>()
-    const warn = (message: string) => void background(Effect.logWarning(`herald: amqp ${message}`))
-
-    /**
-     * The open connection, waiting for it while reconnecting (at most `ms`, or until interrupted when
-     * `ms` is undefined); fails once the bridge is closed.
-     */
-    const connected = (what: string, ms?: number): Effect.Effect<Live, BridgeError> =>
-      Effect.suspend(() => {
-        if (closing) return Effect.fail(fail(`${what}: the bridge is closed`))
-        if (live !== undefined && !live.dead) return Effect.succeed(live)
-        const wait = Effect.andThen(Deferred.await(gate), connected(what))
-        return ms === undefined ? wait : within(`${what}: no connection`, ms)(wait)
-      })
-
-    // publishes waiting for their confirm; a sweeper fails the overdue ones (cheaper than a timer each)
-    const confirms = Topology.makeConfirms()
-    void background(Effect.forever(Effect.andThen(
-      Effect.sleep(Duration.millis(Math.min(Math.max(timeoutMs / 10, 10), 250))),
-      Effect.map(Clock.currentTimeMillis, (now) => confirms.sweep(now))
-    )))
 
     /** Ends the request waiting for `id`, if any, with `result`. */
     const settleRequest = (id: unknown, result: (key: string) => Effect.Effect<Uint8Array, NoResponder | BridgeError>) => {
@@ -222,26 +136,16 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
       }
     }
 
-    /** Opens a connection to one target and sets up the exchanges, the dead-letter queue and the core channels. */
-    const open = (target: Topology.Target): Effect.Effect<Live, BridgeError> =>
-      Effect.gen(function*() {
-        let connecting: Promise<ChannelModel> | undefined
-        const model = yield* attempt(`cannot connect to ${target.display}`, () => (connecting = amqp.connect(target.options, target.socket))).pipe(
-          within(`cannot connect to ${target.display}`, timeoutMs + 1000),
-          Effect.onError(() => Effect.sync(() => void connecting?.then((late) => late.close()).catch(noop)))
-        )
-        Topology.coalesceWrites(model)
-        const closed = Deferred.makeUnsafe<string>()
-        const self: { live?: Live } = {}
-        model.on("error", noop) // always followed by "close"
-        model.on("close", (err?: Error) => {
-          if (self.live !== undefined) self.live.dead = true
-          Deferred.doneUnsafe(closed, Exit.succeed(err?.message ?? "closed"))
-        })
-        model.on("blocked", (reason) => warn(`the broker blocks publishing: ${reason}`))
-        // a core channel closed by the broker (e.g. a publish to an exchange someone deleted) recycles the connection
-        const recycle = () => void (closing ? undefined : model.close().catch(noop))
-        const setUp = Effect.gen(function*() {
+    // the connection and its supervisor: its finalizer (registered now, before its background fibers)
+    // closes the connection once they are interrupted
+    const connection = yield* Connection.make({
+      targets,
+      timeoutMs,
+      reconnectInitialDelayMs: millis(config.reconnectInitialDelay, "100 millis"),
+      reconnectMaxDelayMs: maxDelayMs,
+      // sets up a new connection: exchanges and the dead-letter queue, the request and publish channels
+      setUp: (model, recycle) =>
+        Effect.gen(function*() {
           settings ??= {
             queueType: config.queueType ??
               (Topology.supportsQuorum(model.connection.serverProperties.version) ? "quorum" : "classic"),
@@ -262,67 +166,23 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
           const pub = yield* attempt("open the publish channel", () => model.createConfirmChannel())
           pub.on("error", noop)
           pub.on("close", recycle)
-          self.live = { model, rpc, pub, closed, dead: Deferred.isDoneUnsafe(closed) }
-          return self.live
-        })
-        return yield* setUp.pipe(
-          within(`set up the connection to ${target.display}`, timeoutMs),
-          Effect.tapError(() => bestEffort(timeoutMs, () => model.close()))
-        )
-      })
-
-    /** Tries every target once, starting with the one after the last that worked. */
-    const connectAny = Effect.suspend(() => {
-      const start = nextTarget
-      const tryFrom = (i: number, errors: ReadonlyArray<string>): Effect.Effect<Live, BridgeError> =>
-        i === targets.length
-          ? Effect.fail(fail(errors.join("; ")))
-          : open(targets[(start + i) % targets.length]!).pipe(
-            Effect.tap(() => Effect.sync(() => (nextTarget = (start + i) % targets.length))),
-            Effect.catch((e) => tryFrom(i + 1, [...errors, e.reason]))
-          )
-      return tryFrom(0, [])
+          return { rpc, pub }
+        }),
+      onLost: (lost) => failPending("the connection was lost", lost.rpc),
+      onClose: () => failPending("the bridge closed")
     })
+    const { background, connected } = connection
 
-    const adopt = (next: Live, reconnected: boolean) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        if (closing) return void next.model.close().catch(noop)
-        live = next
-        if (reconnected) reconnectedAt = now
-        Deferred.doneUnsafe(gate, Exit.void)
-      })
+    // publishes waiting for their confirm; a sweeper fails the overdue ones (cheaper than a timer each)
+    const confirms = Topology.makeConfirms()
+    void background(Effect.forever(Effect.andThen(
+      Effect.sleep(Duration.millis(Math.min(Math.max(timeoutMs / 10, 10), 250))),
+      Effect.map(Clock.currentTimeMillis, (now) => confirms.sweep(now))
+    )))
 
-    /** Re-opens one resource on `on` with backoff, for as long as `on` is the connection and the resource is wanted. */
-    const reopen = (resource: Resource, on: Live): void =>
-      void background(
-        Effect.suspend(() => (closing || on.dead || !resources.has(resource) ? Effect.void : lock.withPermit(resource.open(on)))).pipe(
-          Effect.tapError((e) => Effect.logWarning(`herald: amqp ${e.reason}; retrying`)),
-          Effect.retry(backoff),
-          Effect.delay(Duration.millis(50))
-        )
-      )
-
-    // the first connection: the bridge fails to build without it
-    yield* adopt(yield* connectAny, false)
-    // the supervisor: on connection loss, reconnect with backoff and re-open everything
-    void background(Effect.gen(function*() {
-      while (true) {
-        const current = live!
-        const reason = yield* Deferred.await(current.closed)
-        if (closing) return
-        live = undefined
-        gate = Deferred.makeUnsafe<void>()
-        failPending("the connection was lost", current.rpc)
-        yield* Effect.logWarning(`herald: amqp connection lost (${reason}); reconnecting`)
-        const next = yield* connectAny.pipe(Effect.retry(backoff))
-        yield* lock.withPermit(Effect.forEach(resources, (r) =>
-          r.open(next).pipe(Effect.catch((e) => Effect.sync(() => (warn(e.reason), reopen(r, next))))), { concurrency: 8, discard: true }))
-        yield* adopt(next, true)
-        yield* Effect.logInfo(`herald: amqp reconnected`)
-      }
-    }))
-
-    const runner = Effect.map(Effect.context<never>(), (ctx: Context.Context<never>): Run => Effect.runForkWith(ctx))
+    // the first connection (the bridge fails to build without it), then the supervision of it
+    yield* connection.start
+    const consume = Connection.consumer(connection, prefetch, timeoutMs)
 
     /** The display key and queue of a command address (cached per address object), or why it cannot be one. */
     const commandTargets = new WeakMap<CommandAddress, { readonly key: string; readonly queue: string }>()
@@ -336,136 +196,12 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
       return target
     }
 
-    /**
-     * A consumer owned by the current scope, on a channel of its own, of the queue `declare` declares;
-     * each message goes to `handle`. `settle` says what happens when the handling Effect ends:
-     * - `requeue`: acked on success; requeued at once when interrupted, after a delay when it failed;
-     * - `drop`: acked, unless interrupted (then requeued);
-     * - `none`: consumed without acknowledgements (at most once); beyond `NO_ACK_BACKLOG` × prefetch
-     *   handlers in flight, further deliveries are dropped and logged.
-     * Closing the scope cancels the consumer; its channel closes once the messages in flight are settled.
-     */
-    const consume = (
-      what: string,
-      declare: (ch: Channel) => Effect.Effect<string, BridgeError>,
-      handle: (msg: ConsumeMessage) => Effect.Effect<void, unknown>,
-      settlement: "requeue" | "drop" | "none",
-      onStop?: (ch: Channel) => Promise<unknown>
-    ) =>
-      Effect.gen(function*() {
-        const run = yield* runner
-        const state: {
-          channel?: Channel | undefined
-          acker?: Topology.Acker
-          on?: Live
-          tag?: string
-          inflight: number
-          stopping: boolean
-        } = {
-          inflight: 0,
-          stopping: false
-        }
-        const finish = (): void => {
-          const ch = state.channel
-          if (!state.stopping || state.inflight > 0 || ch === undefined) return
-          state.channel = undefined
-          state.acker?.flush()
-          void background(Effect.andThen(
-            onStop === undefined ? Effect.void : bestEffort(timeoutMs, () => onStop(ch)),
-            bestEffort(timeoutMs, () => ch.close())
-          ))
-        }
-        const noAck = settlement === "none"
-        const backlog = NO_ACK_BACKLOG * prefetch
-        let dropped = 0
-        const settle = (acker: Topology.Acker, msg: ConsumeMessage, exit: Exit.Exit<void, unknown>) => {
-          if (noAck) {
-            if (dropped > 0 && state.inflight < backlog / 2) warn(`${what}: dropped ${dropped} deliveries while handlers were behind`)
-            if (state.inflight < backlog / 2) dropped = 0
-            return
-          }
-          if (Exit.isSuccess(exit) || (settlement === "drop" && !Cause.hasInterruptsOnly(exit.cause))) return acker.ack(msg)
-          if (Cause.hasInterruptsOnly(exit.cause)) return acker.nack(msg, true)
-          state.inflight++
-          void background(Effect.sleep(REQUEUE_DELAY).pipe(
-            Effect.ensuring(Effect.sync(() => (state.inflight--, acker.nack(msg, true), finish())))
-          ))
-        }
-        const onMessage = (ch: Channel, acker: Topology.Acker) => (msg: ConsumeMessage | null) => {
-          // null: the broker cancelled the consumer (its queue was deleted); closing the channel re-opens it
-          if (msg === null) return void ch.close().catch(noop)
-          if (state.stopping) return noAck ? undefined : acker.nack(msg, true)
-          if (noAck && state.inflight >= backlog) {
-            if (dropped++ === 0) warn(`${what}: ${backlog} deliveries in flight; dropping further ones (at most once)`)
-            return
-          }
-          if (!noAck) acker.delivered(msg)
-          state.inflight++
-          run(handle(msg)).addObserver((exit) => {
-            state.inflight--
-            settle(acker, msg, exit)
-            finish()
-          })
-        }
-        const resource: Resource = {
-          open: (on) =>
-            Effect.suspend(() => {
-              if (state.stopping || (state.channel !== undefined && state.on === on)) return Effect.void
-              return Effect.gen(function*() {
-                const ch = yield* attempt(`${what}: open a channel`, () => on.model.createChannel())
-                let lost = false
-                ch.on("error", (e: Error) => warn(`${what}: ${e.message}`))
-                ch.on("close", () => {
-                  if (state.channel !== ch) return void (lost = true)
-                  state.channel = undefined
-                  if (!state.stopping) reopen(resource, on)
-                })
-                yield* Effect.gen(function*() {
-                  if (!noAck) yield* attempt(`${what}: set the prefetch`, () => ch.prefetch(prefetch))
-                  const queue = yield* declare(ch)
-                  const acker = Topology.makeAcker(ch)
-                  const { consumerTag } = yield* attempt(`${what}: consume ${queue}`, () =>
-                    ch.consume(queue, onMessage(ch, acker), { noAck }))
-                  if (lost) return yield* fail(`${what}: the channel closed while opening`)
-                  state.channel = ch
-                  state.acker = acker
-                  state.on = on
-                  state.tag = consumerTag
-                }).pipe(within(what, timeoutMs), Effect.tapError(() => bestEffort(timeoutMs, () => ch.close())))
-              })
-            })
-        }
-        // registered first, so that a reconnection from now on re-opens it; then opened now, waiting
-        // for the connection outside the lock (a competing auto-delete queue may vanish under it: retried)
-        resources.add(resource)
-        yield* Effect.flatMap(connected(what, timeoutMs), () =>
-          lock.withPermit(Effect.suspend(() =>
-            live !== undefined && !live.dead ? resource.open(live) : Effect.fail(fail(`${what}: the connection was lost`))
-          ))).pipe(
-            Effect.retry({ times: 2, schedule: Schedule.spaced("100 millis") }),
-            Effect.tapError(() => {
-              state.stopping = true
-              resources.delete(resource)
-              const ch = state.channel
-              state.channel = undefined
-              return ch === undefined ? Effect.void : bestEffort(timeoutMs, () => ch.close())
-            })
-          )
-        yield* Effect.addFinalizer(() =>
-          Effect.gen(function*() {
-            state.stopping = true
-            resources.delete(resource)
-            const ch = state.channel
-            if (ch !== undefined && state.tag !== undefined) yield* bestEffort(timeoutMs, () => ch.cancel(state.tag!))
-            finish()
-          })
-        )
-      })
-
     const bridge: BridgeShape = {
       name: BRIDGE,
       capabilities: { durable: true, persistent: true },
-      health: Effect.sync((): Health => (closing ? "closed" : live !== undefined && !live.dead ? "connected" : "reconnecting")),
+      health: Effect.sync((): Health =>
+        connection.isClosing() ? "closed" : connection.current() !== undefined ? "connected" : "reconnecting"
+      ),
       pendingRequests: Effect.sync(() => pending.size),
 
       publish: (route, bytes) =>
@@ -490,11 +226,12 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
                 resume(err === undefined ? Effect.void : Effect.fail(bridgeError(what, err))))))
           const again = (e: BridgeError): Effect.Effect<void, BridgeError> => {
             const left = deadline - clock.currentTimeMillisUnsafe()
-            return closing || left <= 50
+            return connection.isClosing() || left <= 50
               ? Effect.fail(e)
               : Effect.andThen(Effect.sleep("50 millis"), Effect.catch(Effect.flatMap(connected(what, left), once), again))
           }
-          return Effect.catch(live !== undefined && !live.dead ? once(live) : Effect.flatMap(connected(what, timeoutMs), once), again)
+          const live = connection.current()
+          return Effect.catch(live !== undefined ? once(live) : Effect.flatMap(connected(what, timeoutMs), once), again)
         }),
 
       serve: (address, handler) =>
@@ -512,7 +249,8 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
             }
             const send = (on: Live) =>
               Effect.try({ try: () => void on.rpc.publish("", to, Topology.toBuffer(bytes), options), catch: (e) => bridgeError(`reply ${key}`, e) })
-            return live !== undefined && !live.dead ? send(live) : Effect.flatMap(connected(`reply ${key}`, timeoutMs), send)
+            const live = connection.current()
+            return live !== undefined ? send(live) : Effect.flatMap(connected(`reply ${key}`, timeoutMs), send)
           }
           yield* consume(
             `serve ${key}`,
@@ -526,7 +264,7 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
         Effect.withFiber((fiber) => {
           const target = commandTarget(address)
           if (typeof target === "string") return Effect.fail(fail(`request ${target}`))
-          if (closing) return Effect.fail(fail(`request ${target.key}: the bridge is closed`))
+          if (connection.isClosing()) return Effect.fail(fail(`request ${target.key}: the bridge is closed`))
           const content = Topology.toBuffer(bytes)
           const clock = fiber.getRef(Clock.Clock)
           // the pending entry lives exactly as long as the wait: removed by the reply, or on interruption
@@ -547,8 +285,9 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
               pending.set(id, { key: target.key, resume, sentOn: on.rpc })
               return Effect.sync(() => void pending.delete(id))
             })
-          const inGrace = () => clock.currentTimeMillisUnsafe() - reconnectedAt < maxDelayMs + 1000
-          if (live !== undefined && !live.dead && !inGrace()) return send(live)
+          const inGrace = () => clock.currentTimeMillisUnsafe() - connection.reconnectedAt() < maxDelayMs + 1000
+          const live = connection.current()
+          if (live !== undefined && !inGrace()) return send(live)
           // right after a reconnection the servers of the address may not have re-declared their queue
           // yet: a NoResponder then is retried (until the caller's deadline interrupts) instead of final
           const retried: Effect.Effect<Uint8Array, NoResponder | BridgeError> = Effect.catch(

@@ -1,149 +1,23 @@
 /**
- * The AMQP 0-9-1 wire mapping of Herald: exchange and queue names, queue arguments, the tenant word,
- * routing and binding keys, message properties (pure functions; `docs/amqp-wire.md` describes the
- * same scheme for non-Herald clients, so the two must change together). Then the connection
- * plumbing under the bridge: broker targets from URLs, write coalescing, publisher confirms awaited
- * without a timer each, batched acknowledgements.
+ * The AMQP 0-9-1 wire mapping of Herald: queue arguments and message properties (pure functions;
+ * `docs/amqp-wire.md` describes the same scheme for non-Herald clients, so the two must change
+ * together), with the names of the mapping (exchanges, queues, the tenant word, routing and binding
+ * keys) re-exported from `amqpNames.ts`. Then the connection plumbing under the bridge: broker
+ * targets from URLs, write coalescing, publisher confirms awaited without a timer each, batched
+ * acknowledgements.
  */
 import { type Channel, type ChannelModel, type ConfirmChannel, credentials, type Message, type Options, type SocketOptions } from "amqplib"
-import { createHash } from "node:crypto"
 import type { ConnectionOptions as TlsOptions } from "node:tls"
-import type { CommandAddress, EventRoute, SubscriptionSpec } from "../Bridge.ts"
+import type { SubscriptionSpec } from "../Bridge.ts"
+import { deadLetters, eventsExchange } from "./amqpNames.ts"
+
+/** The names of the wire mapping (prefix, exchanges, queues, tenant word, routing and binding keys). */
+export * from "./amqpNames.ts"
 
 /** The pseudo-queue of RabbitMQ's direct reply-to: replies go straight to the requesting channel. */
 export const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 /** The content type of every Herald message: CloudEvents 1.0 in structured JSON mode. */
 export const CONTENT_TYPE = "application/cloudevents+json"
-/** AMQP short strings (exchange and queue names, routing keys) hold at most 255 bytes. */
-const SHORTSTR = 255
-/** Longest prefix: leaves room for the longest queue name Herald derives from it. */
-const MAX_PREFIX = 64
-/** An encoded tenant longer than this is replaced by its hash, so that routing keys stay short. */
-const MAX_TENANT_WORD = 64
-
-const WORD = /^[A-Za-z0-9_-]+$/
-const WORDS = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/
-const PLAIN = /[A-Za-z0-9-]/
-const HEX4 = /^[0-9A-F]{4}$/
-
-const bytes = (s: string): number => Buffer.byteLength(s, "utf8")
-
-/** True when `s` is one routing-key word Herald writes: letters, digits, `_` and `-`. */
-export const isWord = (s: string): boolean => WORD.test(s)
-
-/** True when `s` is one or more words joined by `.` (an event name). */
-export const isWords = (s: string): boolean => WORDS.test(s)
-
-/** True for a valid name prefix: words of `[A-Za-z0-9_-]` joined by `.`, at most 64 characters. */
-export const isValidPrefix = (prefix: string): boolean => prefix.length <= MAX_PREFIX && WORDS.test(prefix)
-
-/** `<prefix>.events`: the durable topic exchange every event is published to. */
-export const eventsExchange = (prefix: string): string => `${prefix}.events`
-
-/** `<prefix>.dead-letters`: the durable fanout exchange, and its queue, for messages the broker gives up on. */
-export const deadLetters = (prefix: string): string => `${prefix}.dead-letters`
-
-/** `<prefix>.cmd.<service>.<version>.<command>`: the queue a command is served from (default exchange). */
-export const commandQueue = (prefix: string, a: CommandAddress): string =>
-  `${prefix}.cmd.${a.service}.${a.version}.${a.command}`
-
-/** True when every part of a command address is one word, so that its queue name is unambiguous. */
-export const isValidAddress = (a: CommandAddress): boolean => isWord(a.service) && isWord(a.version) && isWord(a.command)
-
-/**
- * The queue of a subscription: `<prefix>.sub.…` when durable, `<prefix>.tmp.…` otherwise, then
- * `<service>.<version>.<subscription>`, with `.<instance>` appended for `broadcast` delivery.
- * `undefined` when a part is not a word or the name would be too long.
- */
-export const subscriptionQueue = (
-  prefix: string,
-  spec: Pick<SubscriptionSpec, "service" | "version" | "subscription" | "instance" | "delivery" | "durable">
-): string | undefined => {
-  const parts = [spec.service, spec.version, spec.subscription, ...(spec.delivery === "broadcast" ? [spec.instance] : [])]
-  if (!parts.every(isWord)) return undefined
-  const name = `${prefix}.${spec.durable ? "sub" : "tmp"}.${parts.join(".")}`
-  return bytes(name) <= SHORTSTR ? name : undefined
-}
-
-/** The routing-key word of events published without a tenant. */
-export const NO_TENANT = "_"
-/** The routing-key word of the empty tenant id `""`. */
-export const EMPTY_TENANT = "__"
-
-/**
- * Encodes an optional tenant id as exactly one routing-key word.
- *
- * No tenant is `_`, the empty string is `__`; otherwise ASCII letters, digits and `-` are kept and
- * every other UTF-16 code unit becomes `_` followed by its 4 upper-case hex digits (`.` is `_002E`).
- * An encoding longer than 64 characters is replaced by `~` and the unpadded base64url SHA-256 of
- * that encoding (43 characters). Without the hash the encoding is injective; with it, two tenants
- * share a word only on a SHA-256 collision, and even then routing stays a superset (the runtime
- * re-checks the tenant).
- */
-export const encodeTenant = (tenantId: string | undefined): string => {
-  if (tenantId === undefined) return NO_TENANT
-  if (tenantId === "") return EMPTY_TENANT
-  let out = ""
-  for (let i = 0; i < tenantId.length; i++) {
-    const c = tenantId[i]!
-    out += PLAIN.test(c) ? c : `_${tenantId.charCodeAt(i).toString(16).toUpperCase().padStart(4, "0")}`
-  }
-  return out.length <= MAX_TENANT_WORD ? out : `~${createHash("sha256").update(out).digest("base64url")}`
-}
-
-/**
- * Decodes a tenant word: the tenant id, `undefined` for no tenant, or `null` when it is not a
- * tenant word or is a hashed one (which cannot be decoded).
- */
-export const decodeTenant = (word: string): string | undefined | null => {
-  if (word === NO_TENANT) return undefined
-  if (word === EMPTY_TENANT) return ""
-  let out = ""
-  for (let i = 0; i < word.length;) {
-    const c = word[i]!
-    if (PLAIN.test(c)) {
-      out += c
-      i++
-    } else if (c === "_" && HEX4.test(word.slice(i + 1, i + 5))) {
-      out += String.fromCharCode(parseInt(word.slice(i + 1, i + 5), 16))
-      i += 5
-    } else {
-      return null
-    }
-  }
-  return out === "" ? null : out
-}
-
-/**
- * `<tenant-word>.<sender-service>.<event-name>`: the routing key of an event on the events
- * exchange, or `undefined` when the sender is not one word, the event name not dot-joined words,
- * or the key longer than 255 bytes. The event name keeps its dots: it is the last 1..n words.
- */
-export const routingKey = (route: EventRoute): string | undefined => {
-  if (!isWord(route.senderService) || !isWords(route.eventName)) return undefined
-  const key = `${encodeTenant(route.tenantId)}.${route.senderService}.${route.eventName}`
-  return bytes(key) <= SHORTSTR ? key : undefined
-}
-
-/**
- * The binding keys of a subscription on the events exchange: one per (tenant, event name) pair,
- * `*` for any tenant, `#` for any event name, `*` for the sender always; `#` alone when neither is
- * constrained. A superset of the exact filter. Names that cannot be routing keys are dropped (no
- * Herald publisher can send them), so the result may be empty.
- */
-export const bindingKeys = (spec: Pick<SubscriptionSpec, "eventNames" | "tenantIds">): ReadonlyArray<string> => {
-  if (spec.eventNames === undefined && spec.tenantIds === undefined) return ["#"]
-  const tenants = spec.tenantIds === undefined ? ["*"] : spec.tenantIds.map(encodeTenant)
-  const names = spec.eventNames === undefined ? ["#"] : spec.eventNames.filter(isWords)
-  const out = new Set<string>()
-  for (const tenant of tenants) {
-    for (const name of names) {
-      const key = `${tenant}.*.${name}`
-      if (bytes(key) <= SHORTSTR) out.add(key)
-    }
-  }
-  return [...out]
-}
 
 /** Broker-side settings of the queues Herald declares. */
 export interface QueueSettings {
