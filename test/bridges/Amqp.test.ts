@@ -8,7 +8,7 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as amqp from "amqplib"
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib"
-import { Cause, Clock, type Context, Deferred, Effect, Exit, Fiber, FiberSet, Layer, Metric, Option, Queue, Ref, Schedule, Scope } from "effect"
+import { Clock, type Context, Deferred, Effect, Exit, Fiber, FiberSet, Layer, Metric, Queue, Ref, Scope } from "effect"
 import { execFile } from "node:child_process"
 import { createConnection } from "node:net"
 import { promisify } from "node:util"
@@ -18,6 +18,7 @@ import * as Topology from "../../src/internal/amqpTopology.ts"
 import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
 import { Bridge, Client, Event, Runtime, Service, Subscription, withContext } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive, calculatorHandlers } from "../fixtures.ts"
+import { eventSub, eventually, handWritten, outcomeOf, takeN } from "./support.ts"
 
 const URL = "amqp://guest:guest@127.0.0.1:5672"
 /** A fresh name prefix per run, so leftovers of other runs never interfere. */
@@ -118,51 +119,6 @@ const rawConsume = (ch: Channel, queue: string) =>
     const got = yield* Queue.unbounded<ConsumeMessage>()
     yield* Effect.promise(() => ch.consume(queue, (msg) => void (msg !== null && Queue.offerUnsafe(got, msg)), { noAck: true }))
     return got
-  })
-
-/** Takes `n` items from a queue, failing the test after `ms`. */
-const takeN = <A>(queue: Queue.Queue<A>, n: number, ms = 10_000) =>
-  Effect.suspend(() => {
-    const out: Array<A> = []
-    return Effect.whileLoop({
-      while: () => out.length < n,
-      body: () => Queue.take(queue),
-      step: (a) => void out.push(a)
-    }).pipe(
-      Effect.as(out),
-      Effect.timeoutOrElse({ duration: ms, orElse: () => Effect.die(new Error(`got ${out.length} of ${n} items in ${ms} ms`)) })
-    )
-  })
-
-/** Polls `check` until it returns true, failing the test after `ms`. */
-const eventually = <E, R>(what: string, check: Effect.Effect<boolean, E, R>, ms = 10_000) =>
-  check.pipe(
-    Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (ok) => ok }),
-    Effect.timeoutOrElse({ duration: ms, orElse: () => Effect.die(new Error(`${what}: not true within ${ms} ms`)) }),
-    Effect.asVoid
-  )
-
-/** `ok`, the tag of the typed error a call failed with, or `defect`. */
-const outcomeOf = (exit: Exit.Exit<unknown, { readonly _tag: string }>): string =>
-  Exit.isSuccess(exit)
-    ? "ok"
-    : Option.match(Cause.findErrorOption(exit.cause), { onNone: () => "defect", onSome: (e) => e._tag })
-
-const eventSub = (name: string, eventName: string, options: Partial<Subscription.SubscriptionOptions<typeof Added>> = {}) =>
-  Subscription.make(name, { filter: { eventName }, payload: Added, delivery: "shared", ...options })
-
-/** A CloudEvents command or event written by hand, as `docs/amqp-wire.md` describes it. */
-const handWritten = (fields: Record<string, unknown>) =>
-  JSON.stringify({
-    specversion: "1.0",
-    id: crypto.randomUUID(),
-    source: "raw-client",
-    time: new Date().toISOString(),
-    datacontenttype: "application/json",
-    correlationid: "raw-correlation",
-    senderservice: "raw",
-    senderversion: "0",
-    ...fields
   })
 
 /** The calculator's handlers, with `sleep` announcing that it started. */

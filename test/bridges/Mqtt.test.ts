@@ -5,7 +5,7 @@
  * and a broker restart under load.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Clock, type Context, Effect, Exit, Fiber, FiberSet, Layer, Metric, Option, Queue, Ref, Schedule, Scope } from "effect"
+import { Clock, type Context, Effect, Exit, Fiber, FiberSet, Layer, Metric, Queue, Ref, Schedule, Scope } from "effect"
 import { execFile, execFileSync } from "node:child_process"
 import { readdirSync, readFileSync, readlinkSync } from "node:fs"
 import { createConnection } from "node:net"
@@ -16,6 +16,7 @@ import * as Topics from "../../src/internal/mqttTopics.ts"
 import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
 import { Bridge, Client, Event, Runtime, Service, Subscription, withContext } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive } from "../fixtures.ts"
+import { eventSub, eventually, handWritten, outcomeOf, takeN } from "./support.ts"
 
 const HOST = "127.0.0.1"
 const PORT = 1883
@@ -41,51 +42,6 @@ const rawClient = Effect.acquireRelease(
   })),
   (c) => Effect.promise(() => c.endAsync())
 )
-
-/** Takes `n` items from a queue, failing the test after `ms`. */
-const takeN = <A>(queue: Queue.Queue<A>, n: number, ms = 10_000) =>
-  Effect.suspend(() => {
-    const out: Array<A> = []
-    return Effect.whileLoop({
-      while: () => out.length < n,
-      body: () => Queue.take(queue),
-      step: (a) => void out.push(a)
-    }).pipe(
-      Effect.as(out),
-      Effect.timeoutOrElse({ duration: ms, orElse: () => Effect.die(new Error(`got ${out.length} of ${n} items in ${ms} ms`)) })
-    )
-  })
-
-/** Polls `check` until it returns true, failing the test after `ms`. */
-const eventually = <E, R>(what: string, check: Effect.Effect<boolean, E, R>, ms = 10_000) =>
-  check.pipe(
-    Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (ok) => ok }),
-    Effect.timeoutOrElse({ duration: ms, orElse: () => Effect.die(new Error(`${what}: not true within ${ms} ms`)) }),
-    Effect.asVoid
-  )
-
-/** `ok`, the tag of the typed error a call failed with, or `defect`. */
-const outcomeOf = (exit: Exit.Exit<unknown, { readonly _tag: string }>): string =>
-  Exit.isSuccess(exit)
-    ? "ok"
-    : Option.match(Cause.findErrorOption(exit.cause), { onNone: () => "defect", onSome: (e) => e._tag })
-
-const eventSub = (name: string, eventName: string, options: Partial<Subscription.SubscriptionOptions<typeof Added>> = {}) =>
-  Subscription.make(name, { filter: { eventName }, payload: Added, delivery: "shared", ...options })
-
-/** A CloudEvents command or event written by hand, as `docs/mqtt-wire.md` describes it. */
-const handWritten = (fields: Record<string, unknown>) =>
-  JSON.stringify({
-    specversion: "1.0",
-    id: crypto.randomUUID(),
-    source: "raw-client",
-    time: new Date().toISOString(),
-    datacontenttype: "application/json",
-    correlationid: "raw-correlation",
-    senderservice: "raw",
-    senderversion: "0",
-    ...fields
-  })
 
 /** Runs a command line tool and returns its standard output. */
 const runTool = (file: string, args: ReadonlyArray<string>) =>

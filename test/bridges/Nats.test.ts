@@ -6,7 +6,7 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
-import { Cause, Clock, type Context, Effect, Exit, Fiber, FiberSet, Layer, Metric, Option, Queue, Ref, Schedule, Scope } from "effect"
+import { Clock, type Context, Effect, Exit, Fiber, FiberSet, Layer, Metric, Queue, Ref, Scope } from "effect"
 import { execFileSync } from "node:child_process"
 import { readdirSync, readFileSync, readlinkSync } from "node:fs"
 import { createConnection } from "node:net"
@@ -16,6 +16,7 @@ import * as Subjects from "../../src/internal/natsSubjects.ts"
 import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
 import { Bridge, Client, Event, Runtime, Service, Subscription, withContext } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive } from "../fixtures.ts"
+import { eventSub, eventually, handWritten, outcomeOf, takeN } from "./support.ts"
 
 const SERVER = "127.0.0.1:4222"
 /** A fresh subject prefix (and so a fresh stream) per run, so leftovers of other runs never interfere. */
@@ -40,34 +41,6 @@ const rawClient = Effect.acquireRelease(
   (nc) => Effect.promise(() => nc.close())
 )
 
-/** Takes `n` items from a queue, failing the test after `ms`. */
-const takeN = <A>(queue: Queue.Queue<A>, n: number, ms = 10_000) =>
-  Effect.suspend(() => {
-    const out: Array<A> = []
-    return Effect.whileLoop({
-      while: () => out.length < n,
-      body: () => Queue.take(queue),
-      step: (a) => void out.push(a)
-    }).pipe(
-      Effect.as(out),
-      Effect.timeoutOrElse({ duration: ms, orElse: () => Effect.die(new Error(`got ${out.length} of ${n} items in ${ms} ms`)) })
-    )
-  })
-
-/** Polls `check` until it returns true, failing the test after `ms`. */
-const eventually = <E, R>(what: string, check: Effect.Effect<boolean, E, R>, ms = 10_000) =>
-  check.pipe(
-    Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (ok) => ok }),
-    Effect.timeoutOrElse({ duration: ms, orElse: () => Effect.die(new Error(`${what}: not true within ${ms} ms`)) }),
-    Effect.asVoid
-  )
-
-/** `ok`, the tag of the typed error a call failed with, or `defect`. */
-const outcomeOf = (exit: Exit.Exit<unknown, { readonly _tag: string }>): string =>
-  Exit.isSuccess(exit)
-    ? "ok"
-    : Option.match(Cause.findErrorOption(exit.cause), { onNone: () => "defect", onSome: (e) => e._tag })
-
 const consumerInfo = (nc: NatsConnection, consumer: string) =>
   Effect.promise(async () => (await jetstreamManager(nc)).consumers.info(streamName, consumer))
 
@@ -77,23 +50,6 @@ const allAcked = (nc: NatsConnection, consumer: string) =>
     `consumer ${consumer} acked everything`,
     Effect.map(consumerInfo(nc, consumer), (info) => info.num_ack_pending === 0 && info.num_pending === 0)
   )
-
-const eventSub = (name: string, eventName: string, options: Partial<Subscription.SubscriptionOptions<typeof Added>> = {}) =>
-  Subscription.make(name, { filter: { eventName }, payload: Added, delivery: "shared", ...options })
-
-/** A CloudEvents command or event written by hand, as `docs/nats-wire.md` describes it. */
-const handWritten = (fields: Record<string, unknown>) =>
-  encoder.encode(JSON.stringify({
-    specversion: "1.0",
-    id: crypto.randomUUID(),
-    source: "raw-client",
-    time: new Date().toISOString(),
-    datacontenttype: "application/json",
-    correlationid: "raw-correlation",
-    senderservice: "raw",
-    senderversion: "0",
-    ...fields
-  }))
 
 // ---------------------------------------------------------------------------------------------
 // stopping and starting the local nats-server, exactly as it was started
