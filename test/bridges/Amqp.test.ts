@@ -160,52 +160,6 @@ describe("AmqpBridge", () => {
       assert.strictEqual(yield* health(ctx), "connected")
     }))
 
-  it.live("smoke: a call, a declared error, NoResponder at once, shared and broadcast events", () =>
-    Effect.gen(function*() {
-      const Ping = Event.make("smoke.ping", Added)
-      const Sink = Service.make("smoke-sink", "1", {
-        subscriptions: [eventSub("one-each", "smoke.ping"), eventSub("all-each", "smoke.ping", { delivery: "broadcast" })]
-      })
-      const shared = yield* Queue.unbounded<{ instance: number; sum: number }>()
-      const broadcast = yield* Queue.unbounded<{ instance: number; sum: number }>()
-      const sink = (instance: number) =>
-        Service.toLayer(Sink, {
-          "one-each": (p) => Queue.offer(shared, { instance, sum: p.sum }),
-          "all-each": (p) => Queue.offer(broadcast, { instance, sum: p.sum })
-        })
-      const services = Layer.mergeAll(CalculatorLive(), sink(0), sink(1))
-      yield* Effect.gen(function*() {
-        const bridge = yield* Bridge.Bridge
-        assert.strictEqual(yield* bridge.health, "connected")
-        assert.deepStrictEqual(bridge.capabilities, { durable: true, persistent: true })
-
-        const calc = yield* Client.make(Calculator, { timeout: "5 seconds" })
-        assert.deepStrictEqual(yield* calc.add({ a: 1, b: 2 }), { sum: 3 })
-        const declared = yield* Effect.flip(calc.add({ a: 1000, b: 1 }))
-        assert.strictEqual(declared._tag, "Overflow")
-
-        const Nobody = Service.make("nobody", "1", { commands: [Calculator.commands[0]] })
-        const nobody = yield* Client.make(Nobody, { timeout: "10 seconds" })
-        const start = yield* Clock.currentTimeMillis
-        const missing = yield* Effect.flip(nobody.add({ a: 1, b: 2 }))
-        assert.strictEqual(missing._tag, "NoResponder")
-        assert.isBelow((yield* Clock.currentTimeMillis) - start, 1_000, "NoResponder must not wait for the timeout")
-        assert.strictEqual(yield* bridge.pendingRequests, 0)
-
-        for (const sum of [1, 2, 3, 4]) yield* Event.publish(Ping, { sum })
-        const once = yield* takeN(shared, 4)
-        assert.deepStrictEqual(once.map((d) => d.sum).sort(), [1, 2, 3, 4])
-        const everywhere = yield* takeN(broadcast, 8)
-        for (const sum of [1, 2, 3, 4]) {
-          const copies = everywhere.filter((d) => d.sum === sum).map((d) => d.instance).sort()
-          assert.deepStrictEqual(copies, [0, 1], `broadcast event ${sum} reaches every instance once`)
-        }
-        yield* Effect.sleep("300 millis")
-        assert.strictEqual(yield* Queue.size(shared), 0, "a shared event reaches one instance only")
-        assert.strictEqual(yield* Queue.size(broadcast), 0)
-      }).pipe(Effect.provide(services.pipe(Layer.provideMerge(amqpLayer()))))
-    }))
-
   it.live("a command queue exists only while served: NoResponder at once after the last instance stops", () =>
     Effect.gen(function*() {
       const conn = yield* rawClient

@@ -122,53 +122,6 @@ describe("MqttBridge", () => {
       assert.isBelow((yield* Clock.currentTimeMillis) - start, 2_500)
     }))
 
-  it.live("smoke: a call, a declared error, NoResponder at once, shared and broadcast events", () =>
-    Effect.gen(function*() {
-      const Ping = Event.make("smoke.ping", Added)
-      const Sink = Service.make("smoke-sink", "1", {
-        subscriptions: [eventSub("one-each", "smoke.ping"), eventSub("all-each", "smoke.ping", { delivery: "broadcast" })]
-      })
-      const shared = yield* Queue.unbounded<{ instance: number; sum: number }>()
-      const broadcast = yield* Queue.unbounded<{ instance: number; sum: number }>()
-      const sink = (instance: number) =>
-        Service.toLayer(Sink, {
-          "one-each": (p) => Queue.offer(shared, { instance, sum: p.sum }),
-          "all-each": (p) => Queue.offer(broadcast, { instance, sum: p.sum })
-        })
-      // one instance on the bridge of the test, one on a bridge of its own (another process, as far as the broker knows)
-      const services = Layer.mergeAll(CalculatorLive(), sink(0), sink(1).pipe(Layer.provide(mqttLayer())))
-      yield* Effect.gen(function*() {
-        const bridge = yield* Bridge.Bridge
-        assert.strictEqual(yield* bridge.health, "connected")
-        assert.deepStrictEqual(bridge.capabilities, { durable: true, persistent: true })
-
-        const calc = yield* Client.make(Calculator, { timeout: "5 seconds" })
-        assert.deepStrictEqual(yield* calc.add({ a: 1, b: 2 }), { sum: 3 })
-        const declared = yield* Effect.flip(calc.add({ a: 1000, b: 1 }))
-        assert.strictEqual(declared._tag, "Overflow")
-
-        const Nobody = Service.make("nobody", "1", { commands: [Calculator.commands[0]] })
-        const nobody = yield* Client.make(Nobody, { timeout: "10 seconds" })
-        const start = yield* Clock.currentTimeMillis
-        const missing = yield* Effect.flip(nobody.add({ a: 1, b: 2 }))
-        assert.strictEqual(missing._tag, "NoResponder")
-        assert.isBelow((yield* Clock.currentTimeMillis) - start, 1_000, "NoResponder must not wait for the timeout")
-        assert.strictEqual(yield* bridge.pendingRequests, 0)
-
-        for (const sum of [1, 2, 3, 4]) yield* Event.publish(Ping, { sum })
-        const once = yield* takeN(shared, 4)
-        assert.deepStrictEqual(once.map((d) => d.sum).sort(), [1, 2, 3, 4])
-        const everywhere = yield* takeN(broadcast, 8)
-        for (const sum of [1, 2, 3, 4]) {
-          const copies = everywhere.filter((d) => d.sum === sum).map((d) => d.instance).sort()
-          assert.deepStrictEqual(copies, [0, 1], `broadcast event ${sum} reaches every instance once`)
-        }
-        yield* Effect.sleep("300 millis")
-        assert.strictEqual(yield* Queue.size(shared), 0, "a shared event reaches one instance only")
-        assert.strictEqual(yield* Queue.size(broadcast), 0)
-      }).pipe(Effect.provide(services.pipe(Layer.provideMerge(mqttLayer()))))
-    }))
-
   it.live("NoResponder comes at once from another bridge, both before a service starts and after it stops", () =>
     Effect.gen(function*() {
       const Lonely = Service.make("lonely", "1", { commands: [Calculator.commands[0]] })
