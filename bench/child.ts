@@ -66,7 +66,8 @@ const measurement = (r: DriveResult | undefined, failure: string | undefined): M
     lost: t?.lost ?? 0,
     duplicates: t?.duplicates ?? 0,
     rss_mb: rssMb(),
-    ...(spec.sampleRss && r !== undefined ? { rss_samples: r.rssSamples } : {})
+    ...(spec.sampleRss && r !== undefined ? { rss_samples: r.rssSamples } : {}),
+    ...(r?.heapAfterGc === undefined ? {} : { heap_gc_baseline_mb: r.heapAfterGc[0], heap_gc_end_mb: r.heapAfterGc[1] })
   }
 }
 

@@ -141,7 +141,10 @@ for (const s of memorySystems) {
       ? `- ${s.id}: **FAIL** (no RSS samples${m.ok ? "" : `; run failed: ${m.failure}`})`
       : `- ${s.id}: RSS ${v.atBaseline.toFixed(1)} MB at ${memoryBaselineS} s → ${v.end.toFixed(1)} MB at ${memoryWindowMs / 1000} s ` +
         `(max ${v.max.toFixed(1)} MB): growth ${v.growthPct.toFixed(1)} % → **${pass ? "PASS" : "FAIL"}**` +
-        ` (${m.ops_per_s.toLocaleString("en-US")} calls/s${m.ok ? "" : `; run failed: ${m.failure}`})`
+        ` (${m.ops_per_s.toLocaleString("en-US")} calls/s${m.ok ? "" : `; run failed: ${m.failure}`})` +
+        (m.heap_gc_baseline_mb === undefined || m.heap_gc_end_mb === undefined
+          ? ""
+          : `; heap after a full GC ${m.heap_gc_baseline_mb} → ${m.heap_gc_end_mb} MB`)
   )
 }
 

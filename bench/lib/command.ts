@@ -6,7 +6,7 @@
  */
 import { Histogram } from "./histogram.ts"
 import type { CommandTarget } from "./types.ts"
-import { newTally, noteError, RssSampler, sleep, type Tally, within } from "./util.ts"
+import { heapAfterGcMb, newTally, noteError, RssSampler, sleep, type Tally, within } from "./util.ts"
 
 export interface DriveOptions {
   readonly concurrency: number
@@ -24,6 +24,8 @@ export interface DriveResult {
   readonly histogram: Histogram
   readonly tally: Tally
   readonly rssSamples: ReadonlyArray<readonly [number, number]>
+  /** Heap after a full GC at the memory baseline and at the end of the window (memory runs only). */
+  readonly heapAfterGc?: readonly [number | undefined, number | undefined]
 }
 
 export const driveCommand = async (target: CommandTarget, o: DriveOptions): Promise<DriveResult> => {
@@ -71,5 +73,6 @@ export const driveCommand = async (target: CommandTarget, o: DriveOptions): Prom
     tally.timeouts += inflight
     tally.firstProblem ??= `${inflight} calls still pending ${o.graceMs} ms after the window`
   }
-  return { ops, histogram, tally, rssSamples: rss.samples }
+  const heapAfterGc = o.sampleRss ? [rss.heapAtBaseline, heapAfterGcMb()] as const : undefined
+  return { ops, histogram, tally, rssSamples: rss.samples, ...(heapAfterGc === undefined ? {} : { heapAfterGc }) }
 }

@@ -59,7 +59,9 @@ export const failedMeasurement = (spec: ChildSpec, failure: string): Measurement
 
 export const runChild = (spec: ChildSpec): Promise<Measurement> =>
   new Promise((resolve) => {
-    const child = spawn(process.execPath, [CHILD, JSON.stringify(spec)], { stdio: ["ignore", "pipe", "pipe", "ipc"] })
+    // memory runs may force a GC to tell live data from heap slack
+    const flags = spec.sampleRss ? ["--expose-gc"] : []
+    const child = spawn(process.execPath, [...flags, CHILD, JSON.stringify(spec)], { stdio: ["ignore", "pipe", "pipe", "ipc"] })
     let output = ""
     const keep = (chunk: Buffer) => {
       output = (output + chunk.toString()).slice(-4000)

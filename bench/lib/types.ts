@@ -79,4 +79,7 @@ export interface Measurement {
   readonly broker_note?: string
   /** Memory runs only: RSS samples `[seconds into the window, MB]`. */
   readonly rss_samples?: ReadonlyArray<readonly [number, number]>
+  /** Memory runs: heap in use after a full GC at the baseline instant and at the end, MB. */
+  readonly heap_gc_baseline_mb?: number | undefined
+  readonly heap_gc_end_mb?: number | undefined
 }

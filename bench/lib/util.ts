@@ -35,9 +35,22 @@ export const describe = (e: unknown): string => {
 /** Resident set size in MB. */
 export const rssMb = (): number => Math.round((process.memoryUsage.rss() / 1048576) * 10) / 10
 
+/**
+ * The heap in use right after a full garbage collection, in MB, when Node runs with `--expose-gc`
+ * (memory runs do): the live data, without the slack V8 keeps while it sizes its heap.
+ */
+export const heapAfterGcMb = (): number | undefined => {
+  const gc = (globalThis as { readonly gc?: () => void }).gc
+  if (gc === undefined) return undefined
+  gc()
+  return Math.round((process.memoryUsage().heapUsed / 1048576) * 10) / 10
+}
+
 /** Samples RSS every `everyMs` when `tick` is called (from the hot loop: no timer needed). */
 export class RssSampler {
   readonly samples: Array<readonly [number, number]> = []
+  /** `heapAfterGcMb()` at the memory check's baseline instant (5 s into the window). */
+  heapAtBaseline: number | undefined = undefined
   private next: number
   private readonly origin: number
   private readonly everyMs: number
@@ -51,6 +64,7 @@ export class RssSampler {
   tick(now: number): void {
     if (!this.enabled || now < this.next) return
     this.samples.push([Math.round(now - this.origin) / 1000, rssMb()])
+    if (this.heapAtBaseline === undefined && now - this.origin >= 5000) this.heapAtBaseline = heapAfterGcMb()
     this.next += this.everyMs
     if (this.next < now) this.next = now + this.everyMs
   }
