@@ -77,6 +77,11 @@ export type Health = "connected" | "reconnecting" | "closed"
  * Handlers return an Effect that the bridge runs. It must not fail for a message it handled;
  * for durable subscriptions the bridge acknowledges the message when the Effect succeeds and
  * redelivers it when the Effect fails or is interrupted.
+ *
+ * Closing the scope of `serve` or `subscribe` stops delivering new messages, but handler Effects
+ * already running go on: a service closes its consumers first and drains its in-flight handlers
+ * afterwards. A bridge must keep whatever those handlers still need (the channel or session that
+ * sends their reply or acknowledgement) until they have ended or the bridge itself closes.
  */
 export interface BridgeShape {
   /** Short name used in errors and logs, e.g. `memory`, `nats`. */
