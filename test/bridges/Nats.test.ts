@@ -14,9 +14,9 @@ import * as fc from "fast-check"
 import * as NatsBridge from "../../src/bridges/Nats.ts"
 import * as Subjects from "../../src/internal/natsSubjects.ts"
 import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
-import { Bridge, Client, Event, Runtime, Service, Subscription, withContext } from "../../src/index.ts"
+import { Bridge, Client, Event, Runtime, Service, Subscription } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive } from "../fixtures.ts"
-import { eventSub, eventually, handWritten, outcomeOf, takeN } from "./support.ts"
+import { eventSub, eventually, handWritten, outcomeOf, preFilterRouting, takeN } from "./support.ts"
 
 const SERVER = "127.0.0.1:4222"
 /** A fresh subject prefix (and so a fresh stream) per run, so leftovers of other runs never interfere. */
@@ -265,40 +265,12 @@ describe("NatsBridge", () => {
 
   it.live("tenant and event-name pre-filters route exactly the matching events, durable or not", () =>
     Effect.gen(function*() {
-      const filter = { eventName: ["route.one", "route.two.deep"], tenantId: ["t.1", "t2"] }
-      const Router = Service.make("router", "1", {
-        subscriptions: [
-          Subscription.make("kept", { filter, payload: Added, delivery: "shared", durable: true }),
-          Subscription.make("live", { filter, payload: Added, delivery: "broadcast" })
-        ]
-      })
-      const kept = yield* Queue.unbounded<number>()
-      const live = yield* Queue.unbounded<number>()
-      const Live = Service.toLayer(Router, { kept: (p) => Queue.offer(kept, p.sum), live: (p) => Queue.offer(live, p.sum) })
-      yield* Effect.gen(function*() {
-        const cases: Array<[string, string | undefined, number]> = [
-          ["route.one", "t.1", 1],
-          ["route.two.deep", "t2", 2],
-          ["route.one", undefined, -1],
-          ["route.three", "t2", -2],
-          ["route.one", "t3", -3],
-          ["route.two", "t.1", -4],
-          ["route.two.deep", "t.1", 3]
-        ]
-        for (const [name, tenantId, sum] of cases) {
-          yield* Event.publish(Event.make(name, Added), { sum }).pipe(withContext({ tenantId }))
-        }
-        assert.deepStrictEqual((yield* takeN(kept, 3)).sort(), [1, 2, 3])
-        assert.deepStrictEqual((yield* takeN(live, 3)).sort(), [1, 2, 3])
-        yield* Effect.sleep("300 millis")
-        assert.strictEqual(yield* Queue.size(kept), 0)
-        assert.strictEqual(yield* Queue.size(live), 0)
-        const nc = yield* rawClient
-        const config = (yield* consumerInfo(nc, "router_1_kept")).config
-        const filters = config.filter_subjects ?? [config.filter_subject]
-        for (const f of filters) assert.include(f, `${prefix}.evt.`)
-      }).pipe(Effect.provide(Live.pipe(Layer.provideMerge(natsLayer()))))
-    }))
+      yield* preFilterRouting(["t.1", "t2", "t3"])
+      const nc = yield* rawClient
+      const config = (yield* consumerInfo(nc, "router_1_kept")).config
+      const filters = config.filter_subjects ?? [config.filter_subject]
+      for (const f of filters) assert.include(f, `${prefix}.evt.`)
+    }).pipe(Effect.provide(natsLayer())))
 
   it.live("a durable broadcast subscription has one consumer per instance, removed when the instance stops", () =>
     Effect.gen(function*() {

@@ -1,6 +1,7 @@
 /** Helpers shared by the broker-specific bridge tests. */
-import { Cause, Effect, Exit, Option, Queue, Schedule } from "effect"
-import { Subscription } from "../../src/index.ts"
+import { assert } from "@effect/vitest"
+import { Cause, Effect, Exit, Layer, Option, Queue, Schedule } from "effect"
+import { Event, Service, Subscription, withContext } from "../../src/index.ts"
 import { Added } from "../fixtures.ts"
 
 /** Takes `n` items from a queue, failing the test after `ms`. */
@@ -51,3 +52,41 @@ export const handWritten = (fields: Record<string, unknown>): string =>
     senderversion: "0",
     ...fields
   })
+
+/**
+ * Two subscriptions on two event names × two tenants, one durable shared and one broadcast: publishes
+ * events inside and outside their broker pre-filter and checks that each gets exactly the matching
+ * ones. `tenants` are two tenants the filter names and one it does not (broker-special characters
+ * welcome). The service is stopped when it returns; durable topology stays for the caller to inspect.
+ */
+export const preFilterRouting = (tenants: readonly [string, string, string]) =>
+  Effect.scoped(Effect.gen(function*() {
+    const [t1, t2, other] = tenants
+    const filter = { eventName: ["route.one", "route.two.deep"], tenantId: [t1, t2] }
+    const Router = Service.make("router", "1", {
+      subscriptions: [
+        Subscription.make("kept", { filter, payload: Added, delivery: "shared", durable: true }),
+        Subscription.make("live", { filter, payload: Added, delivery: "broadcast" })
+      ]
+    })
+    const kept = yield* Queue.unbounded<number>()
+    const live = yield* Queue.unbounded<number>()
+    yield* Layer.build(Service.toLayer(Router, { kept: (p) => Queue.offer(kept, p.sum), live: (p) => Queue.offer(live, p.sum) }))
+    const cases: Array<[string, string | undefined, number]> = [
+      ["route.one", t1, 1],
+      ["route.two.deep", t2, 2],
+      ["route.one", undefined, -1],
+      ["route.three", t2, -2],
+      ["route.one", other, -3],
+      ["route.two", t1, -4],
+      ["route.two.deep", t1, 3]
+    ]
+    for (const [name, tenantId, sum] of cases) {
+      yield* Event.publish(Event.make(name, Added), { sum }).pipe(withContext({ tenantId }))
+    }
+    assert.deepStrictEqual((yield* takeN(kept, 3)).sort(), [1, 2, 3])
+    assert.deepStrictEqual((yield* takeN(live, 3)).sort(), [1, 2, 3])
+    yield* Effect.sleep("300 millis")
+    assert.strictEqual(yield* Queue.size(kept), 0)
+    assert.strictEqual(yield* Queue.size(live), 0)
+  }))
