@@ -89,3 +89,57 @@ export const noteError = (tally: Tally, e: unknown): void => {
 }
 
 export const problems = (t: Tally): number => t.errors + t.timeouts + t.wrong + t.lost + t.duplicates
+
+/** An Error whose `name` says what went wrong (`Timeout`, `NoResponders`), as the tally counts them. */
+export const named = (name: string, message: string): Error => Object.assign(new Error(message), { name })
+
+/**
+ * The caller side of a raw request/reply baseline: calls waiting for their reply, keyed by a
+ * correlation id, and one 100 ms sweep that fails calls older than the timeout.
+ */
+export interface PendingCalls {
+  /** Registers a call under a new id, sends it with `send(id)`, and resolves with its reply. */
+  readonly call: (send: (id: string) => void) => Promise<{ readonly sum: number }>
+  /** Settles call `id` with its reply; unknown or timed-out ids are ignored. */
+  readonly resolve: (id: string, reply: { readonly sum: number }) => void
+  /** Fails call `id`; unknown or timed-out ids are ignored. */
+  readonly reject: (id: string, error: Error) => void
+  /** Stops the sweep. */
+  readonly close: () => void
+}
+
+interface PendingCall {
+  readonly resolve: (value: { readonly sum: number }) => void
+  readonly reject: (e: Error) => void
+  readonly at: number
+}
+
+/** Pending calls with a timeout sweep; `close` stops the sweep. */
+export const pendingCalls = (timeoutMs: number): PendingCalls => {
+  const pending = new Map<string, PendingCall>()
+  let seq = 0
+  const take = (id: string) => {
+    const call = pending.get(id)
+    if (call !== undefined) pending.delete(id)
+    return call
+  }
+  const sweep = setInterval(() => {
+    const limit = performance.now() - timeoutMs
+    for (const [id, call] of pending) {
+      if (call.at > limit) break // insertion order = age order
+      pending.delete(id)
+      call.reject(named("Timeout", `no reply within ${timeoutMs} ms`))
+    }
+  }, 100)
+  return {
+    call: (send) =>
+      new Promise((resolve, reject) => {
+        const id = String(++seq)
+        pending.set(id, { resolve, reject, at: performance.now() })
+        send(id)
+      }),
+    resolve: (id, reply) => take(id)?.resolve(reply),
+    reject: (id, error) => take(id)?.reject(error),
+    close: () => clearInterval(sweep)
+  }
+}

@@ -12,17 +12,11 @@
 import * as amqp from "amqplib"
 import type { ChannelModel } from "amqplib"
 import type { SystemModule } from "../lib/types.ts"
+import { pendingCalls } from "../lib/util.ts"
 
 const URL = "amqp://guest:guest@127.0.0.1:5672"
 const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
-interface Call {
-  readonly resolve: (value: { readonly sum: number }) => void
-  readonly reject: (e: Error) => void
-  readonly at: number
-}
-
-const named = (name: string, message: string): Error => Object.assign(new Error(message), { name })
 
 const open = async (role: string): Promise<ChannelModel> => {
   const conn = await amqp.connect(URL, { noDelay: true, timeout: 3000, clientProperties: { connection_name: `amqp-raw-${role}` } })
@@ -52,34 +46,19 @@ export const system: SystemModule = {
 
     const caller = await open("caller")
     const calling = await caller.createChannel()
-    const pending = new Map<string, Call>()
-    let seq = 0
+    const pending = pendingCalls(timeoutMs)
     await calling.consume(DIRECT_REPLY_TO, (msg) => {
       if (msg === null) return
-      const id = msg.properties.correlationId as string
-      const call = pending.get(id)
-      if (call === undefined) return
-      pending.delete(id)
-      call.resolve(JSON.parse(msg.content.toString()) as { sum: number })
+      pending.resolve(msg.properties.correlationId as string, JSON.parse(msg.content.toString()) as { sum: number })
     }, { noAck: true })
-    const sweep = setInterval(() => {
-      const limit = performance.now() - timeoutMs
-      for (const [id, call] of pending) {
-        if (call.at > limit) break // insertion order = age order
-        pending.delete(id)
-        call.reject(named("Timeout", `no reply within ${timeoutMs} ms`))
-      }
-    }, 100)
 
     return {
       add: (a, b) =>
-        new Promise((resolve, reject) => {
-          const id = String(++seq)
-          pending.set(id, { resolve, reject, at: performance.now() })
+        pending.call((id) =>
           calling.sendToQueue(queue, Buffer.from(JSON.stringify({ a, b })), { replyTo: DIRECT_REPLY_TO, correlationId: id })
-        }),
+        ),
       close: async () => {
-        clearInterval(sweep)
+        pending.close()
         await closeAll([caller, service])
       }
     }

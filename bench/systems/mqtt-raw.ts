@@ -9,16 +9,10 @@
  */
 import { connect, type MqttClient } from "mqtt"
 import type { SystemModule } from "../lib/types.ts"
+import { pendingCalls } from "../lib/util.ts"
 
 const URL = "mqtt://127.0.0.1:1883"
 
-interface Call {
-  readonly resolve: (value: { readonly sum: number }) => void
-  readonly reject: (e: Error) => void
-  readonly at: number
-}
-
-const named = (name: string, message: string): Error => Object.assign(new Error(message), { name })
 
 /** Connects one role with MQTT 5 and TCP_NODELAY on its socket. */
 const open = (role: string, runId: string): Promise<MqttClient> =>
@@ -58,37 +52,23 @@ export const system: SystemModule = {
 
     const caller = await open("caller", runId)
     const replies = `bench/${runId}/reply/caller`
-    const pending = new Map<number, Call>()
-    let seq = 0
+    const pending = pendingCalls(timeoutMs)
     caller.on("message", (_topic, payload, packet) => {
-      const id = Number(packet.properties?.correlationData?.toString())
-      const call = pending.get(id)
-      if (call === undefined) return
-      pending.delete(id)
-      call.resolve(JSON.parse(payload.toString()) as { sum: number })
+      const id = packet.properties?.correlationData?.toString()
+      if (id !== undefined) pending.resolve(id, JSON.parse(payload.toString()) as { sum: number })
     })
     await caller.subscribeAsync(replies, { qos: 0 })
-    const sweep = setInterval(() => {
-      const limit = performance.now() - timeoutMs
-      for (const [id, call] of pending) {
-        if (call.at > limit) break // insertion order = age order
-        pending.delete(id)
-        call.reject(named("Timeout", `no reply within ${timeoutMs} ms`))
-      }
-    }, 100)
 
     return {
       add: (a, b) =>
-        new Promise((resolve, reject) => {
-          const id = ++seq
-          pending.set(id, { resolve, reject, at: performance.now() })
+        pending.call((id) =>
           caller.publish(topic, JSON.stringify({ a, b }), {
             qos: 0,
-            properties: { responseTopic: replies, correlationData: Buffer.from(String(id)) }
+            properties: { responseTopic: replies, correlationData: Buffer.from(id) }
           })
-        }),
+        ),
       close: async () => {
-        clearInterval(sweep)
+        pending.close()
         await closeAll([caller, service])
       }
     }

@@ -8,16 +8,10 @@
  */
 import { connect, createInbox, type NatsConnection } from "@nats-io/transport-node"
 import type { SystemModule } from "../lib/types.ts"
+import { named, pendingCalls } from "../lib/util.ts"
 
 const SERVERS = "127.0.0.1:4222"
 
-interface Call {
-  readonly resolve: (value: { readonly sum: number }) => void
-  readonly reject: (e: Error) => void
-  readonly at: number
-}
-
-const named = (name: string, message: string): Error => Object.assign(new Error(message), { name })
 
 const open = (role: string): Promise<NatsConnection> => connect({ servers: SERVERS, name: `nats-raw-${role}`, timeout: 3000 })
 
@@ -41,38 +35,22 @@ export const system: SystemModule = {
 
     const caller = await open("caller")
     const inbox = createInbox()
-    const pending = new Map<number, Call>()
-    let seq = 0
+    const pending = pendingCalls(timeoutMs)
     caller.subscribe(`${inbox}.*`, {
       callback: (err, msg) => {
         if (err !== null) return
-        const id = Number(msg.subject.slice(inbox.length + 1))
-        const call = pending.get(id)
-        if (call === undefined) return
-        pending.delete(id)
-        if (msg.headers?.code === 503) call.reject(named("NoResponders", `no responders on ${subject}`))
-        else call.resolve(msg.json<{ sum: number }>())
+        const id = msg.subject.slice(inbox.length + 1)
+        if (msg.headers?.code === 503) pending.reject(id, named("NoResponders", `no responders on ${subject}`))
+        else pending.resolve(id, msg.json<{ sum: number }>())
       }
     })
     await caller.flush()
-    const sweep = setInterval(() => {
-      const limit = performance.now() - timeoutMs
-      for (const [id, call] of pending) {
-        if (call.at > limit) break // insertion order = age order
-        pending.delete(id)
-        call.reject(named("Timeout", `no reply within ${timeoutMs} ms`))
-      }
-    }, 100)
 
     return {
       add: (a, b) =>
-        new Promise((resolve, reject) => {
-          const id = ++seq
-          pending.set(id, { resolve, reject, at: performance.now() })
-          caller.publish(subject, JSON.stringify({ a, b }), { reply: `${inbox}.${id}` })
-        }),
+        pending.call((id) => caller.publish(subject, JSON.stringify({ a, b }), { reply: `${inbox}.${id}` })),
       close: async () => {
-        clearInterval(sweep)
+        pending.close()
         await closeAll([caller, service])
       }
     }
