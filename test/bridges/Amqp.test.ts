@@ -18,7 +18,7 @@ import * as Topology from "../../src/internal/amqpTopology.ts"
 import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
 import { Bridge, Client, Event, Runtime, Service, Subscription } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive, calculatorHandlers } from "../fixtures.ts"
-import { eventSub, eventually, handWritten, outcomeOf, preFilterRouting, takeN } from "./support.ts"
+import { durableKeeper, eventSub, eventually, handWritten, outcomeOf, preFilterRouting, takeN } from "./support.ts"
 
 const URL = "amqp://guest:guest@127.0.0.1:5672"
 /** A fresh name prefix per run, so leftovers of other runs never interfere. */
@@ -179,24 +179,10 @@ describe("AmqpBridge", () => {
 
   it.live("a durable subscription gets the events published while its service was down, and acks them", () =>
     Effect.gen(function*() {
-      const Tick = Event.make("durable.tick", Added)
-      const Keeper = Service.make("keeper", "1", { subscriptions: [eventSub("ticks", "durable.tick", { durable: true })] })
-      const got = yield* Queue.unbounded<number>()
-      const publisher = yield* Layer.build(amqpLayer())
-      const publish = (sum: number) => Event.publish(Tick, { sum }).pipe(Effect.provide(publisher))
-      // each start is a new process as far as RabbitMQ knows: its own bridge, its own connection
-      const start = Effect.gen(function*() {
-        const scope = yield* Scope.make()
-        yield* Layer.buildWithScope(
-          Service.toLayer(Keeper, { ticks: (p) => Queue.offer(got, p.sum) }).pipe(Layer.provide(amqpLayer())),
-          scope
-        )
-        return scope
-      })
-
+      const { got, publish, start } = yield* durableKeeper(amqpLayer)
       const first = yield* start
       yield* publish(0)
-      assert.deepStrictEqual(yield* takeN(got, 1), [0])
+      assert.deepStrictEqual((yield* takeN(got, 1)).map((d) => d.sum), [0])
       yield* Scope.close(first, Exit.void)
 
       for (const sum of [1, 2, 3, 4, 5]) yield* publish(sum)
@@ -207,7 +193,7 @@ describe("AmqpBridge", () => {
 
       const second = yield* start
       const redelivered = yield* takeN(got, 5)
-      assert.deepStrictEqual([...new Set(redelivered)].sort(), [1, 2, 3, 4, 5])
+      assert.deepStrictEqual([...new Set(redelivered.map((d) => d.sum))].sort(), [1, 2, 3, 4, 5])
       yield* Scope.close(second, Exit.void)
       assert.strictEqual(yield* readyCount(conn, queue), 0, "every event was acknowledged")
     }))

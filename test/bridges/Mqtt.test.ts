@@ -16,7 +16,7 @@ import * as Topics from "../../src/internal/mqttTopics.ts"
 import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
 import { Bridge, Client, Event, Runtime, Service, Subscription } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive } from "../fixtures.ts"
-import { eventSub, eventually, handWritten, outcomeOf, preFilterRouting, takeN } from "./support.ts"
+import { durableKeeper, eventSub, eventually, handWritten, outcomeOf, preFilterRouting, takeN } from "./support.ts"
 
 const HOST = "127.0.0.1"
 const PORT = 1883
@@ -154,22 +154,7 @@ describe("MqttBridge", () => {
 
   it.live("a durable subscription gets the events published while its service was down, and acks them", () =>
     Effect.gen(function*() {
-      const Tick = Event.make("durable.tick", Added)
-      const Keeper = Service.make("keeper", "1", { subscriptions: [eventSub("ticks", "durable.tick", { durable: true })] })
-      const got = yield* Queue.unbounded<{ sum: number; deliveryCount: number }>()
-      const publisher = yield* Layer.build(mqttLayer())
-      const publish = (sum: number) => Event.publish(Tick, { sum }).pipe(Effect.provide(publisher))
-      // each start is a new process as far as the broker knows: its own bridge, its own connections
-      const start = Effect.gen(function*() {
-        const scope = yield* Scope.make()
-        yield* Layer.buildWithScope(
-          Service.toLayer(Keeper, { ticks: (p, info) => Queue.offer(got, { sum: p.sum, deliveryCount: info.deliveryCount }) })
-            .pipe(Layer.provide(mqttLayer())),
-          scope
-        )
-        return scope
-      })
-
+      const { got, publish, start } = yield* durableKeeper(mqttLayer)
       const first = yield* start
       yield* publish(0)
       assert.deepStrictEqual((yield* takeN(got, 1)).map((d) => d.sum), [0])

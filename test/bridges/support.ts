@@ -1,7 +1,7 @@
 /** Helpers shared by the broker-specific bridge tests. */
 import { assert } from "@effect/vitest"
-import { Cause, Effect, Exit, Layer, Option, Queue, Schedule } from "effect"
-import { Event, Service, Subscription, withContext } from "../../src/index.ts"
+import { Cause, Effect, Exit, Layer, Option, Queue, Schedule, Scope } from "effect"
+import { type Bridge, Event, Service, Subscription, withContext } from "../../src/index.ts"
 import { Added } from "../fixtures.ts"
 
 /** Takes `n` items from a queue, failing the test after `ms`. */
@@ -90,3 +90,27 @@ export const preFilterRouting = (tenants: readonly [string, string, string]) =>
     assert.strictEqual(yield* Queue.size(kept), 0)
     assert.strictEqual(yield* Queue.size(live), 0)
   }))
+
+/**
+ * A durable shared subscription (`keeper` on `durable.tick`) whose service can be started and
+ * stopped, each start with its own bridge (a new process as far as the broker knows), and a
+ * publisher with a bridge of its own. Deliveries arrive on `got`.
+ */
+export const durableKeeper = <E>(bridge: () => Layer.Layer<Bridge.Bridge, E>) =>
+  Effect.gen(function*() {
+    const Tick = Event.make("durable.tick", Added)
+    const Keeper = Service.make("keeper", "1", { subscriptions: [eventSub("ticks", "durable.tick", { durable: true })] })
+    const got = yield* Queue.unbounded<{ readonly sum: number; readonly deliveryCount: number }>()
+    const publisher = yield* Layer.build(bridge())
+    const publish = (sum: number) => Event.publish(Tick, { sum }).pipe(Effect.provide(publisher))
+    const start = Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      yield* Layer.buildWithScope(
+        Service.toLayer(Keeper, { ticks: (p, info) => Queue.offer(got, { sum: p.sum, deliveryCount: info.deliveryCount }) })
+          .pipe(Layer.provide(bridge())),
+        scope
+      )
+      return scope
+    })
+    return { got, publish, start }
+  })
