@@ -18,7 +18,16 @@ import * as Topology from "../../src/internal/amqpTopology.ts"
 import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
 import { Bridge, Client, Event, Runtime, Service, Subscription } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive, calculatorHandlers } from "../fixtures.ts"
-import { durableKeeper, eventSub, eventually, handWritten, outcomeOf, preFilterRouting, takeN } from "./support.ts"
+import {
+  durableKeeper,
+  eventSub,
+  eventually,
+  handWritten,
+  outcomeOf,
+  preFilterRouting,
+  redeliveryAfterInterruptedShutdown,
+  takeN
+} from "./support.ts"
 
 const URL = "amqp://guest:guest@127.0.0.1:5672"
 /** A fresh name prefix per run, so leftovers of other runs never interfere. */
@@ -200,27 +209,9 @@ describe("AmqpBridge", () => {
 
   it.live("a durable event whose handler is interrupted at shutdown is redelivered", () =>
     Effect.gen(function*() {
-      const Slow = Service.make("slow", "1", { subscriptions: [eventSub("work", "slow.job", { durable: true })] })
-      const started = yield* Queue.unbounded<void>()
-      const got = yield* Queue.unbounded<{ sum: number; deliveryCount: number }>()
-      const scope = yield* Scope.make()
-      yield* Layer.buildWithScope(
-        Service.toLayer(Slow, { work: () => Effect.andThen(Queue.offer(started, undefined), Effect.never) }, {
-          drainTimeout: "100 millis"
-        }).pipe(Layer.provide(amqpLayer())),
-        scope
-      )
-      const publisher = yield* Layer.build(amqpLayer())
-      yield* Event.publish(Event.make("slow.job", Added), { sum: 5 }).pipe(Effect.provide(publisher))
-      yield* takeN(started, 1)
-      yield* Scope.close(scope, Exit.void)
-      yield* Layer.build(
-        Service.toLayer(Slow, { work: (p, info) => Queue.offer(got, { sum: p.sum, deliveryCount: info.deliveryCount }) })
-          .pipe(Layer.provide(amqpLayer()))
-      )
-      const [again] = yield* takeN(got, 1)
-      assert.strictEqual(again!.sum, 5)
-      assert.isAtLeast(again!.deliveryCount, 2)
+      const again = yield* redeliveryAfterInterruptedShutdown(amqpLayer)
+      assert.strictEqual(again.sum, 5)
+      assert.isAtLeast(again.deliveryCount, 2)
     }))
 
   it.live("stopping an instance lets in-flight work finish: the command is answered, the event acknowledged once", () =>

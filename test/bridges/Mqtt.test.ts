@@ -16,7 +16,16 @@ import * as Topics from "../../src/internal/mqttTopics.ts"
 import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
 import { Bridge, Client, Event, Runtime, Service, Subscription } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive } from "../fixtures.ts"
-import { durableKeeper, eventSub, eventually, handWritten, outcomeOf, preFilterRouting, takeN } from "./support.ts"
+import {
+  durableKeeper,
+  eventSub,
+  eventually,
+  handWritten,
+  outcomeOf,
+  preFilterRouting,
+  redeliveryAfterInterruptedShutdown,
+  takeN
+} from "./support.ts"
 
 const HOST = "127.0.0.1"
 const PORT = 1883
@@ -215,27 +224,9 @@ describe("MqttBridge", () => {
 
   it.live("a durable event whose handler is interrupted at shutdown is redelivered", () =>
     Effect.gen(function*() {
-      const Slow = Service.make("slow", "1", { subscriptions: [eventSub("work", "slow.job", { durable: true })] })
-      const started = yield* Queue.unbounded<void>()
-      const got = yield* Queue.unbounded<{ sum: number; deliveryCount: number }>()
-      const scope = yield* Scope.make()
-      yield* Layer.buildWithScope(
-        Service.toLayer(Slow, { work: () => Effect.andThen(Queue.offer(started, undefined), Effect.never) }, {
-          drainTimeout: "100 millis"
-        }).pipe(Layer.provide(mqttLayer({ drainTimeout: "100 millis" }))),
-        scope
-      )
-      const publisher = yield* Layer.build(mqttLayer())
-      yield* Event.publish(Event.make("slow.job", Added), { sum: 5 }).pipe(Effect.provide(publisher))
-      yield* takeN(started, 1)
-      yield* Scope.close(scope, Exit.void)
-      yield* Layer.build(
-        Service.toLayer(Slow, { work: (p, info) => Queue.offer(got, { sum: p.sum, deliveryCount: info.deliveryCount }) })
-          .pipe(Layer.provide(mqttLayer()))
-      )
-      const [again] = yield* takeN(got, 1)
-      assert.strictEqual(again!.sum, 5)
-      assert.strictEqual(again!.deliveryCount, 2, "a redelivery carries the DUP flag")
+      const again = yield* redeliveryAfterInterruptedShutdown(mqttLayer, () => mqttLayer({ drainTimeout: "100 millis" }))
+      assert.strictEqual(again.sum, 5)
+      assert.strictEqual(again.deliveryCount, 2, "a redelivery carries the DUP flag")
     }))
 
   it.live("a durable handler that fails for good is dead-lettered once and acknowledged", () =>

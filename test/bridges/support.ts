@@ -114,3 +114,35 @@ export const durableKeeper = <E>(bridge: () => Layer.Layer<Bridge.Bridge, E>) =>
     })
     return { got, publish, start }
   })
+
+/**
+ * Publishes a durable event, stops the instance handling it while its handler is still running
+ * (drain timeout 100 ms, so the handler is interrupted), starts a new instance and returns the
+ * event's redelivery. `stopping` is the bridge of the instance that is stopped.
+ */
+export const redeliveryAfterInterruptedShutdown = <E>(
+  bridge: () => Layer.Layer<Bridge.Bridge, E>,
+  stopping: () => Layer.Layer<Bridge.Bridge, E> = bridge
+) =>
+  Effect.gen(function*() {
+    const Slow = Service.make("slow", "1", { subscriptions: [eventSub("work", "slow.job", { durable: true })] })
+    const started = yield* Queue.unbounded<void>()
+    const got = yield* Queue.unbounded<{ readonly sum: number; readonly deliveryCount: number }>()
+    const scope = yield* Scope.make()
+    yield* Layer.buildWithScope(
+      Service.toLayer(Slow, { work: () => Effect.andThen(Queue.offer(started, undefined), Effect.never) }, {
+        drainTimeout: "100 millis"
+      }).pipe(Layer.provide(stopping())),
+      scope
+    )
+    const publisher = yield* Layer.build(bridge())
+    yield* Event.publish(Event.make("slow.job", Added), { sum: 5 }).pipe(Effect.provide(publisher))
+    yield* takeN(started, 1)
+    yield* Scope.close(scope, Exit.void)
+    yield* Layer.build(
+      Service.toLayer(Slow, { work: (p, info) => Queue.offer(got, { sum: p.sum, deliveryCount: info.deliveryCount }) })
+        .pipe(Layer.provide(bridge()))
+    )
+    const [again] = yield* takeN(got, 1)
+    return again!
+  })
