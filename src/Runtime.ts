@@ -13,22 +13,17 @@ import type * as Command from "./Command.ts"
 import * as Envelope from "./Envelope.ts"
 import type { Address } from "./Envelope.ts"
 import { MessageContext, type MessageContextShape } from "./MessageContext.ts"
+import * as Metrics from "./Metrics.ts"
 import * as Subscription from "./Subscription.ts"
 
 /** A new random message or instance id. */
 export const newId = (): string => crypto.randomUUID()
 
-/** Messages a consumer received but could not use, by reason (`undecodable`, `unexpected`, `expired`). */
-export const rejectedMessages = Metric.counter("herald_messages_rejected_total", {
-  description: "Messages received but not handled: undecodable bytes, unexpected kinds, expired commands",
-  incremental: true
-})
+/** Messages a consumer received but could not use (re-exported from `Metrics`). */
+export const rejectedMessages = Metrics.rejectedMessages
 
-/** Events sent to the dead-letter stream. */
-export const deadLetters = Metric.counter("herald_dead_letters_total", {
-  description: "Events a subscription gave up on and published as dead letters",
-  incremental: true
-})
+/** Events sent to the dead-letter stream (re-exported from `Metrics`). */
+export const deadLetters = Metrics.deadLetters
 
 const reject = (reason: string, service: string, detail: string) =>
   Effect.andThen(
