@@ -3,12 +3,13 @@
  * inputs (body, path and query parameters), outputs, declared errors with their statuses, the
  * problem documents of every other outcome, and the security of each route.
  *
- * Every schema is compiled in one pass (`SchemaRepresentation.toRepresentations`, draft 2020-12,
- * from each schema's JSON codec), so named schemas (classes, `identifier` annotations) become shared
- * `components/schemas` entries and every `$ref` points there.
+ * Every schema is compiled in one pass by the project's one compiler (`internal/jsonSchema.ts`), so
+ * named schemas (classes, `identifier` annotations) become shared `components/schemas` entries and
+ * every `$ref` points there.
  */
-import { JsonSchema, Schema, SchemaRepresentation } from "effect"
+import { JsonSchema, type Schema } from "effect"
 import type { OpenApi } from "effect/http-api"
+import * as JsonSchemas from "../internal/jsonSchema.ts"
 import { type AuthOptions, bearerScheme, SECURITY_SCHEME_NAME } from "./auth.ts"
 import { type Kind, kinds, Problem } from "./problem.ts"
 import { type PlannedRoute, RESERVED_PATHS } from "./routes.ts"
@@ -41,12 +42,10 @@ const edgeHeaders: Record<string, OpenApi.OpenAPISpecHeader> = {
 
 const json = (schema: JsonSchema.JsonSchema): OpenApi.OpenApiSpecContent => ({ "application/json": { schema } })
 
-/** Collects schemas, compiles them together, and hands back each one's JSON Schema. */
+/** Collects schemas, compiles them together, and hands back each one's JSON Schema (OpenAPI 3.1 refs). */
 const compileAll = (schemas: ReadonlyArray<Schema.Top>) => {
-  const asts = schemas.map((schema) => Schema.toCodecJson(schema).ast)
-  if (asts.length === 0) return { schemas: [], definitions: {} }
-  const document = SchemaRepresentation.toRepresentations(asts as [typeof asts[0], ...typeof asts])
-  return JsonSchema.toMultiDocumentOpenApi3_1(SchemaRepresentation.toJsonSchemaMultiDocument(document))
+  const document = JsonSchemas.compile(schemas)
+  return document === undefined ? { schemas: [], definitions: {} } : JsonSchema.toMultiDocumentOpenApi3_1(document)
 }
 
 /** What the document is generated from. */
