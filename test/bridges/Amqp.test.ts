@@ -8,7 +8,7 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as amqp from "amqplib"
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib"
-import { Clock, type Context, Deferred, Effect, Exit, Fiber, FiberSet, Layer, Metric, Queue, Ref, Scope } from "effect"
+import { Clock, type Context, Deferred, Effect, Exit, Fiber, Layer, Metric, Queue, Ref, Scope } from "effect"
 import { execFile } from "node:child_process"
 import { createConnection } from "node:net"
 import { promisify } from "node:util"
@@ -28,6 +28,7 @@ import {
   redeliveryAfterInterruptedShutdown,
   takeN
 } from "./support.ts"
+import { brokerFault } from "./faults.ts"
 
 const URL = "amqp://guest:guest@127.0.0.1:5672"
 /** A fresh name prefix per run, so leftovers of other runs never interfere. */
@@ -499,76 +500,21 @@ describe("AmqpBridge", () => {
     "fault: the bridge survives a broker restart while calls and durable events flow",
     () =>
       Effect.gen(function*() {
-        const Tick = Event.make("fault.tick", Added)
-        const Sink = Service.make("fault-sink", "1", { subscriptions: [eventSub("ticks", "fault.tick", { durable: true })] })
-        const received = yield* Ref.make(new Set<number>())
-        const serving = yield* Layer.build(amqpLayer())
-        yield* Layer.build(
-          Layer.mergeAll(CalculatorLive(), Service.toLayer(Sink, { ticks: (p) => Ref.update(received, (s) => new Set(s).add(p.sum)) }))
-        ).pipe(Effect.provide(serving))
-        const calling = yield* Layer.build(amqpLayer())
-        const calc = yield* Client.make(Calculator).pipe(Effect.provide(calling))
-        // registered last, so it runs first: the broker is up again before anything else closes
-        yield* Effect.addFinalizer(() => Effect.promise(ensureBroker))
-        assert.deepStrictEqual(yield* calc.lookup({ key: "up" }, { timeout: "2 seconds" }), { value: "UP" })
-
-        // every 100 ms one call (2 s timeout) and one durable event, each in its own fiber, so some
-        // start before, some during and some after the outage; all of them are awaited at the end
-        const calls: Array<{ outcome: string; elapsed: number }> = []
-        const published: Array<number> = []
-        const inflight = yield* FiberSet.make()
-        const call = Effect.gen(function*() {
-          const start = yield* Clock.currentTimeMillis
-          const exit = yield* Effect.exit(calc.lookup({ key: "k" }, { timeout: "2 seconds" }))
-          calls.push({ outcome: outcomeOf(exit), elapsed: (yield* Clock.currentTimeMillis) - start })
-        })
-        const publish = (sum: number) =>
-          Effect.exit(Event.publish(Tick, { sum }).pipe(Effect.provide(calling))).pipe(
-            Effect.map((exit) => Exit.isSuccess(exit) && published.push(sum))
-          )
-        let next = 0
-        const load = yield* Effect.gen(function*() {
-          yield* FiberSet.run(inflight, call)
-          yield* FiberSet.run(inflight, publish(next++))
-          yield* Effect.sleep("100 millis")
-        }).pipe(Effect.forever, Effect.forkChild)
-
         // a service that starts during the outage: its subscription waits for the connection
+        const Tick = Event.make("fault.tick", Added)
         const Late = Service.make("fault-late", "1", { subscriptions: [eventSub("ticks", "fault.tick", { durable: true })] })
         const late = yield* Ref.make(new Set<number>())
         const lateBridge = yield* Layer.build(AmqpBridge.layer({ prefix, timeout: "20 seconds" }))
-
-        yield* Effect.sleep("300 millis")
-        yield* Effect.promise(stopBroker)
-        yield* eventually("the bridge notices the outage", Effect.map(health(calling), (h) => h === "reconnecting"), 3_000)
-        const starting = yield* Layer.build(
-          Service.toLayer(Late, { ticks: (p) => Ref.update(late, (s) => new Set(s).add(p.sum)) })
-        ).pipe(Effect.provide(lateBridge), Effect.forkChild)
-        yield* Effect.sleep("500 millis")
-        yield* Effect.promise(ensureBroker)
-        yield* Fiber.join(starting)
-        yield* eventually("the calling bridge reconnects", Effect.map(health(calling), (h) => h === "connected"), 15_000)
-        yield* eventually("the serving bridge reconnects", Effect.map(health(serving), (h) => h === "connected"), 15_000)
-        yield* eventually(
-          "a call succeeds after the restart",
-          Effect.map(Effect.exit(calc.lookup({ key: "again" }, { timeout: "2 seconds" })), Exit.isSuccess)
-        )
-        yield* Effect.sleep("300 millis")
-        yield* Fiber.interrupt(load)
-        yield* FiberSet.awaitEmpty(inflight).pipe(Effect.timeout("15 seconds"))
-
-        const tally = (outcome: string) => calls.filter((c) => c.outcome === outcome).length
-        for (const call of calls) {
-          assert.include(["ok", "Timeout", "NoResponder", "BridgeError"], call.outcome)
-          assert.isAtMost(call.elapsed, 2_500, `a ${call.outcome} call took ${call.elapsed} ms`)
-        }
-        assert.isAbove(tally("ok"), 0)
-        assert.isAbove(published.length, 0)
-        yield* eventually(
-          "every event whose publish was confirmed is delivered",
-          Effect.map(Ref.get(received), (got) => published.every((sum) => got.has(sum))),
-          15_000
-        )
+        const { calling } = yield* brokerFault({
+          name: "amqp",
+          bridge: amqpLayer,
+          stop: Effect.promise(stopBroker),
+          start: Effect.promise(ensureBroker),
+          reconnectMs: 15_000,
+          duringOutage: Effect.asVoid(Layer.build(
+            Service.toLayer(Late, { ticks: (p) => Ref.update(late, (s) => new Set(s).add(p.sum)) })
+          ).pipe(Effect.provide(lateBridge)))
+        })
         yield* Event.publish(Tick, { sum: -1 }).pipe(Effect.provide(calling))
         yield* eventually("the service started during the outage receives events", Effect.map(Ref.get(late), (got) => got.has(-1)))
       }),

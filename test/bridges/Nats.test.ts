@@ -6,7 +6,7 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
-import { Clock, type Context, Effect, Exit, Fiber, FiberSet, Layer, Metric, Queue, Ref, Scope } from "effect"
+import { Clock, Effect, Exit, Layer, Metric, Queue, Scope } from "effect"
 import { execFileSync } from "node:child_process"
 import { readdirSync, readFileSync, readlinkSync } from "node:fs"
 import { createConnection } from "node:net"
@@ -14,18 +14,18 @@ import * as fc from "fast-check"
 import * as NatsBridge from "../../src/bridges/Nats.ts"
 import * as Subjects from "../../src/internal/natsSubjects.ts"
 import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
-import { Bridge, Client, Event, Runtime, Service, Subscription } from "../../src/index.ts"
-import { Added, Calculator, CalculatorLive } from "../fixtures.ts"
+import { Event, Runtime, Service, Subscription } from "../../src/index.ts"
+import { Added, CalculatorLive } from "../fixtures.ts"
 import {
   durableKeeper,
   eventSub,
   eventually,
   handWritten,
-  outcomeOf,
   preFilterRouting,
   redeliveryAfterInterruptedShutdown,
   takeN
 } from "./support.ts"
+import { brokerFault } from "./faults.ts"
 
 const SERVER = "127.0.0.1:4222"
 /** A fresh subject prefix (and so a fresh stream) per run, so leftovers of other runs never interfere. */
@@ -289,69 +289,11 @@ describe("NatsBridge", () => {
   it.live(
     "fault: the bridge survives a server restart while calls and durable events flow",
     () =>
-      Effect.gen(function*() {
-        const server = natsServer
-        const Tick = Event.make("fault.tick", Added)
-        const Sink = Service.make("fault-sink", "1", { subscriptions: [eventSub("ticks", "fault.tick", { durable: true })] })
-        const received = yield* Ref.make(new Set<number>())
-        const serving = yield* Layer.build(natsLayer())
-        yield* Layer.build(
-          Layer.mergeAll(CalculatorLive(), Service.toLayer(Sink, { ticks: (p) => Ref.update(received, (s) => new Set(s).add(p.sum)) }))
-        ).pipe(Effect.provide(serving))
-        const calling = yield* Layer.build(natsLayer())
-        const health = (ctx: Context.Context<Bridge.Bridge>) => Effect.provide(Bridge.Bridge.use((b) => b.health), ctx)
-        const calc = yield* Client.make(Calculator).pipe(Effect.provide(calling))
-        // registered last, so it runs first: the server is up again before anything else closes
-        yield* Effect.addFinalizer(() => Effect.promise(() => startServer(server)))
-        assert.deepStrictEqual(yield* calc.lookup({ key: "up" }, { timeout: "2 seconds" }), { value: "UP" })
-
-        // every 100 ms one call (2 s timeout) and one durable event, each in its own fiber, so some
-        // start before, some during and some after the outage; all of them are awaited at the end
-        const calls: Array<{ outcome: string; elapsed: number }> = []
-        const published: Array<number> = []
-        const inflight = yield* FiberSet.make()
-        const call = Effect.gen(function*() {
-          const start = yield* Clock.currentTimeMillis
-          const exit = yield* Effect.exit(calc.lookup({ key: "k" }, { timeout: "2 seconds" }))
-          calls.push({ outcome: outcomeOf(exit), elapsed: (yield* Clock.currentTimeMillis) - start })
-        })
-        const publish = (sum: number) =>
-          Effect.exit(Event.publish(Tick, { sum }).pipe(Effect.provide(calling))).pipe(
-            Effect.map((exit) => Exit.isSuccess(exit) && published.push(sum))
-          )
-        let next = 0
-        const load = yield* Effect.gen(function*() {
-          yield* FiberSet.run(inflight, call)
-          yield* FiberSet.run(inflight, publish(next++))
-          yield* Effect.sleep("100 millis")
-        }).pipe(Effect.forever, Effect.forkChild)
-
-        yield* Effect.sleep("300 millis")
-        yield* Effect.promise(() => stopServer(server))
-        yield* eventually("the bridge notices the outage", Effect.map(health(calling), (h) => h === "reconnecting"), 3_000)
-        yield* Effect.sleep("1 second")
-        yield* Effect.promise(() => startServer(server))
-        yield* eventually("the calling bridge reconnects", Effect.map(health(calling), (h) => h === "connected"))
-        yield* eventually("the serving bridge reconnects", Effect.map(health(serving), (h) => h === "connected"))
-        yield* eventually(
-          "a call succeeds after the restart",
-          Effect.map(Effect.exit(calc.lookup({ key: "again" }, { timeout: "2 seconds" })), Exit.isSuccess)
-        )
-        yield* Effect.sleep("300 millis")
-        yield* Fiber.interrupt(load)
-        yield* FiberSet.awaitEmpty(inflight).pipe(Effect.timeout("15 seconds"))
-
-        const tally = (outcome: string) => calls.filter((c) => c.outcome === outcome).length
-        for (const call of calls) {
-          assert.include(["ok", "Timeout", "NoResponder", "BridgeError"], call.outcome)
-          assert.isAtMost(call.elapsed, 2_500, `a ${call.outcome} call took ${call.elapsed} ms`)
-        }
-        assert.isAbove(tally("ok"), 0)
-        assert.isAbove(published.length, 0)
-        yield* eventually(
-          "every event whose publish succeeded is delivered",
-          Effect.map(Ref.get(received), (got) => published.every((sum) => got.has(sum)))
-        )
+      brokerFault({
+        name: "nats",
+        bridge: natsLayer,
+        stop: Effect.promise(() => stopServer(natsServer)),
+        start: Effect.promise(() => startServer(natsServer))
       }),
     60_000
   )
