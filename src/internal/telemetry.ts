@@ -1,0 +1,306 @@
+/**
+ * W3C trace context ↔ Effect spans, and the small helpers the runtime uses to open one span per
+ * message without capturing stack traces.
+ */
+import { Cause, Clock, Context, Effect, Exit, type Fiber, Metric, Option, Tracer } from "effect"
+import type { CommandAddress } from "../Bridge.ts"
+import type { Address, Envelope, ReplyStatus } from "../Envelope.ts"
+import { MessageContext } from "../MessageContext.ts"
+import * as Metrics from "../Metrics.ts"
+
+/** Trace options for `withParentSpan`: no stack capture on the hot path. */
+export const NO_STACK: Tracer.TraceOptions = { captureStackTrace: false }
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$/
+const ZERO_TRACE = "00000000000000000000000000000000"
+const ZERO_SPAN = "0000000000000000"
+
+/**
+ * Parses a W3C `traceparent` header into an external span usable as a parent, or `undefined` when
+ * it is absent or malformed (version `ff`, all-zero ids, wrong lengths are rejected as the spec says).
+ */
+export const parseTraceparent = (traceparent: string | undefined): Tracer.ExternalSpan | undefined => {
+  if (traceparent === undefined || traceparent.length < 55) return undefined
+  const m = TRACEPARENT.exec(traceparent.toLowerCase())
+  if (m === null) return undefined
+  const [, version, traceId, spanId, flags] = m as unknown as [string, string, string, string, string]
+  if (version === "ff" || traceId === ZERO_TRACE || spanId === ZERO_SPAN) return undefined
+  if (version === "00" && traceparent.length !== 55) return undefined
+  return Tracer.externalSpan({ traceId, spanId, sampled: (parseInt(flags, 16) & 1) === 1 })
+}
+
+const HEX_TRACE = /^[0-9a-f]{32}$/
+const HEX_SPAN = /^[0-9a-f]{16}$/
+
+/**
+ * The W3C `traceparent` of a span, or `undefined` when the span carries no W3C ids (the no-op span
+ * of a disabled tracer, or a custom tracer with other id formats).
+ */
+export const formatTraceparent = (span: Tracer.AnySpan): string | undefined => {
+  const traceId = span.traceId
+  const spanId = span.spanId
+  if (traceId.length !== 32 || spanId.length !== 16 || !HEX_TRACE.test(traceId) || !HEX_SPAN.test(spanId)) {
+    return undefined
+  }
+  return `00-${traceId}-${spanId}-${span.sampled ? "01" : "00"}`
+}
+
+/** The span the fiber currently runs in, if any. */
+export const currentSpanOf = (fiber: Fiber.Fiber<unknown, unknown>): Tracer.AnySpan | undefined =>
+  Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+
+/**
+ * Span options with the parent taken from a `traceparent` when the fiber runs in no span yet (a
+ * top-level caller that set a `traceparent` in its message context). Returns `base` unchanged
+ * otherwise, so the common case allocates nothing.
+ */
+export const withRemoteParent = (
+  fiber: Fiber.Fiber<unknown, unknown>,
+  base: Tracer.SpanOptionsNoTrace,
+  traceparent: string | undefined
+): Tracer.SpanOptionsNoTrace => {
+  if (traceparent === undefined || currentSpanOf(fiber) !== undefined) return base
+  const parent = parseTraceparent(traceparent)
+  return parent === undefined ? base : { ...base, parent }
+}
+
+/** Span options whose parent is the remote span of an incoming message (a new trace without one). */
+export const remoteParent = (base: Tracer.SpanOptionsNoTrace, traceparent: string | undefined): Tracer.SpanOptionsNoTrace => {
+  const parent = parseTraceparent(traceparent)
+  return parent === undefined ? { ...base, root: true } : { ...base, parent }
+}
+
+/** High-resolution time of the fiber's clock in nanoseconds. */
+export const nanosOf = (fiber: Fiber.Fiber<unknown, unknown>): bigint => fiber.getRef(Clock.Clock).currentTimeNanosUnsafe()
+
+/** Seconds elapsed since `start` (nanoseconds of the same clock). */
+export const secondsSince = (fiber: Fiber.Fiber<unknown, unknown>, start: bigint): number =>
+  Number(nanosOf(fiber) - start) / 1e9
+
+/**
+ * The outcome label of a caller-side exit: `ok`, the `_tag` of the failure, `Interrupted` or `Defect`.
+ */
+export const outcomeOf = (exit: Exit.Exit<unknown, unknown>): string => {
+  if (Exit.isSuccess(exit)) return "ok"
+  const error = Cause.findErrorOption(exit.cause)
+  if (Option.isSome(error)) {
+    const tag = (error.value as { readonly _tag?: unknown } | null)?._tag
+    return typeof tag === "string" ? tag : "Error"
+  }
+  return Cause.hasInterruptsOnly(exit.cause) ? "Interrupted" : "Defect"
+}
+
+// ---------------------------------------------------------------------------------------------
+// span names and attributes (documented in the README, "Observability")
+// ---------------------------------------------------------------------------------------------
+
+/** Sets the per-message attributes on the span the fiber runs in (a no-op outside a span). */
+export const annotateMessage = (
+  fiber: Fiber.Fiber<unknown, unknown>,
+  id: string,
+  correlationId: string,
+  tenantId: string | undefined
+): void => {
+  const span = currentSpanOf(fiber)
+  if (span === undefined || span._tag !== "Span") return
+  annotateSpan(span, id, correlationId, tenantId)
+}
+
+const annotateSpan = (span: Tracer.Span, id: string, correlationId: string, tenantId: string | undefined): void => {
+  span.attribute("herald.message_id", id)
+  span.attribute("herald.correlation_id", correlationId)
+  if (tenantId !== undefined) span.attribute("herald.tenant_id", tenantId)
+}
+
+/** The W3C `traceparent` of the span the fiber runs in, if it has W3C ids. */
+export const traceparentOf = (fiber: Fiber.Fiber<unknown, unknown>): string | undefined => {
+  const span = currentSpanOf(fiber)
+  return span === undefined ? undefined : formatTraceparent(span)
+}
+
+// caller side ------------------------------------------------------------------------------------
+
+/** The span name and series of one command, on the caller side. */
+export interface CallInstruments {
+  readonly spanName: string
+  readonly spanOptions: Tracer.SpanOptionsNoTrace
+  readonly series: Metrics.ClientSeries
+}
+
+const calls = new Map<string, CallInstruments>()
+
+/** The caller-side instruments of a command address, built on first use and kept. */
+export const callInstruments = (key: string, address: CommandAddress): CallInstruments => {
+  let found = calls.get(key)
+  if (found === undefined) {
+    found = {
+      spanName: `herald.invoke ${address.service}/${address.command}`,
+      spanOptions: {
+        kind: "client",
+        attributes: {
+          "herald.service": address.service,
+          "herald.version": address.version,
+          "herald.command": address.command
+        }
+      },
+      series: Metrics.clientSeries(address.service, address.version, address.command)
+    }
+    calls.set(key, found)
+  }
+  return found
+}
+
+/**
+ * Runs one invocation in its `herald.invoke` span (a child of the current span, or of the
+ * context's `traceparent` at top level) and records its outcome and duration.
+ */
+export const observeCall = <A, E, R>(instruments: CallInstruments, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) => {
+    const start = nanosOf(fiber)
+    const options = withRemoteParent(fiber, instruments.spanOptions, fiber.getRef(MessageContext).traceparent)
+    return Effect.useSpan(instruments.spanName, options, (span) =>
+      Effect.onExit(Effect.withParentSpan(effect, span, NO_STACK), (exit) => {
+        instruments.series.calls(outcomeOf(exit)).updateUnsafe(1, fiber.context)
+        instruments.series.duration.updateUnsafe(secondsSince(fiber, start), fiber.context)
+        return Effect.void
+      }))
+  })
+
+// publishing -------------------------------------------------------------------------------------
+
+interface PublishInstruments {
+  readonly spanName: string
+  readonly spanOptions: Tracer.SpanOptionsNoTrace
+  readonly bySender: Map<string, Metric.Counter<number>>
+}
+
+const publishes = new Map<string, PublishInstruments>()
+
+const publishInstruments = (eventName: string): PublishInstruments => {
+  let found = publishes.get(eventName)
+  if (found === undefined) {
+    found = {
+      spanName: `herald.publish ${eventName}`,
+      spanOptions: { kind: "producer", attributes: { "herald.event": eventName } },
+      bySender: new Map()
+    }
+    publishes.set(eventName, found)
+  }
+  return found
+}
+
+const publishedCounter = (instruments: PublishInstruments, service: string, event: string): Metric.Counter<number> => {
+  let counter = instruments.bySender.get(service)
+  if (counter === undefined) {
+    counter = Metric.withAttributes(Metrics.eventsPublished, { service, event })
+    instruments.bySender.set(service, counter)
+  }
+  return counter
+}
+
+/** Runs one publish in its `herald.publish <event>` span and counts it when it succeeds. */
+export const observePublish = <A, E, R>(eventName: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) => {
+    const instruments = publishInstruments(eventName)
+    const ctx = fiber.getRef(MessageContext)
+    const options = withRemoteParent(fiber, instruments.spanOptions, ctx.traceparent)
+    return Effect.useSpan(instruments.spanName, options, (span) =>
+      Effect.onExit(Effect.withParentSpan(effect, span, NO_STACK), (exit) => {
+        if (Exit.isSuccess(exit)) {
+          publishedCounter(instruments, ctx.self?.service ?? "client", eventName).updateUnsafe(1, fiber.context)
+        }
+        return Effect.void
+      }))
+  })
+
+// serving side -----------------------------------------------------------------------------------
+
+/** The span name and series of one command, on the serving side. */
+export interface CommandInstruments {
+  readonly spanName: string
+  readonly spanOptions: Tracer.SpanOptionsNoTrace
+  readonly series: Metrics.CommandSeries
+}
+
+/** Builds the serving-side instruments of a command (once, when its handler is made). */
+export const commandInstruments = (self: Address, command: string): CommandInstruments => ({
+  spanName: `herald.handle ${self.service}/${command}`,
+  spanOptions: {
+    kind: "server",
+    attributes: { "herald.service": self.service, "herald.version": self.version, "herald.command": command }
+  },
+  series: Metrics.commandSeries(self.service, self.version, command)
+})
+
+/**
+ * Runs the handling of one command in its `herald.handle` span, a child of the span named by the
+ * command's `traceparent`, while counting it in flight and timing it.
+ */
+export const observeHandling = <A, E, R>(
+  instruments: CommandInstruments,
+  env: Envelope,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) => {
+    const start = nanosOf(fiber)
+    const { duration, inFlight } = instruments.series
+    inFlight.modifyUnsafe(1, fiber.context)
+    return Effect.useSpan(instruments.spanName, remoteParent(instruments.spanOptions, env.traceparent), (span) => {
+      annotateSpan(span, env.id, env.correlationId, env.tenantId)
+      return Effect.onExit(Effect.withParentSpan(effect, span, NO_STACK), () => {
+        inFlight.modifyUnsafe(-1, fiber.context)
+        duration.updateUnsafe(secondsSince(fiber, start), fiber.context)
+        return Effect.void
+      })
+    })
+  })
+
+/** Counts the outcome of a handled command (the status of its reply, or `timeout`). */
+export const countHandled = (
+  instruments: CommandInstruments,
+  outcome: ReplyStatus | "timeout",
+  fiber: Fiber.Fiber<unknown, unknown>
+): void => instruments.series.handled[outcome].updateUnsafe(1, fiber.context)
+
+// subscriptions ----------------------------------------------------------------------------------
+
+/** The span name and series of one subscription. */
+export interface DeliveryInstruments {
+  readonly spanName: string
+  readonly spanOptions: Tracer.SpanOptionsNoTrace
+  readonly series: Metrics.SubscriptionSeries
+}
+
+/** Builds the instruments of a subscription (once, when its handler is made). */
+export const deliveryInstruments = (self: Address, subscription: string): DeliveryInstruments => ({
+  spanName: `herald.deliver ${self.service}/${subscription}`,
+  spanOptions: {
+    kind: "consumer",
+    attributes: { "herald.service": self.service, "herald.version": self.version, "herald.subscription": subscription }
+  },
+  series: Metrics.subscriptionSeries(self.service, subscription)
+})
+
+/** Counts a retry of a subscription handler, and the failed attempt before it. */
+export const countRetry = (instruments: DeliveryInstruments, fiber: Fiber.Fiber<unknown, unknown>): void => {
+  instruments.series.retried.updateUnsafe(1, fiber.context)
+  instruments.series.failed.updateUnsafe(1, fiber.context)
+}
+
+/**
+ * Runs the handling of one event in its `herald.deliver` span, a child of the span that published
+ * it, and records the subscription's lag.
+ */
+export const observeDelivery = <A, E, R>(
+  instruments: DeliveryInstruments,
+  env: Envelope,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) => {
+    const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+    instruments.series.lag.updateUnsafe(Math.max(0, now - env.time) / 1000, fiber.context)
+    return Effect.useSpan(instruments.spanName, remoteParent(instruments.spanOptions, env.traceparent), (span) => {
+      annotateSpan(span, env.id, env.correlationId, env.tenantId)
+      return Effect.withParentSpan(effect, span, NO_STACK)
+    })
+  })
