@@ -14,6 +14,7 @@ import * as Envelope from "./Envelope.ts"
 import type { Address } from "./Envelope.ts"
 import { MessageContext, type MessageContextShape } from "./MessageContext.ts"
 import * as Metrics from "./Metrics.ts"
+import * as Telemetry from "./internal/telemetry.ts"
 import * as Subscription from "./Subscription.ts"
 
 /** A new random message or instance id. */
@@ -46,18 +47,23 @@ export const contextOf = (env: Envelope.Envelope, self: Address): MessageContext
   self
 })
 
-/** The envelope fields every outgoing message inherits from the current context. */
-const outgoing = (ctx: MessageContextShape, id: string) => {
+/**
+ * The envelope fields every outgoing message inherits from the current context; its `traceparent`
+ * names the fiber's current span (the message's own `herald.invoke`/`herald.publish` span).
+ */
+const outgoing = (ctx: MessageContextShape, id: string, fiber: Fiber.Fiber<unknown, unknown>) => {
   const sender = ctx.self ?? ANONYMOUS
+  const correlationId = ctx.correlationId ?? id
+  Telemetry.annotateMessage(fiber, id, correlationId, ctx.tenantId)
   return {
     id,
     source: Envelope.sourceOf(sender),
     sender,
-    correlationId: ctx.correlationId ?? id,
+    correlationId,
     causationId: ctx.messageId,
     principalId: ctx.principalId,
     tenantId: ctx.tenantId,
-    traceparent: ctx.traceparent,
+    traceparent: Telemetry.traceparentOf(fiber) ?? ctx.traceparent,
     tracestate: ctx.tracestate
   }
 }
@@ -132,10 +138,10 @@ export const invoke = <C extends Command.Any>(
   const key = addressKey(address)
   const receiver: Address = { service: address.service, version: address.version }
   const timeout = () => Effect.fail(new Timeout({ address: key, timeoutMs: options.timeoutMs }))
-  return Effect.withFiber((fiber) => {
+  return Telemetry.observeCall(Telemetry.callInstruments(key, address), Effect.withFiber((fiber) => {
     const data = command.wire.encodeInput(input)
     if (Result.isFailure(data)) return Effect.fail(new InvalidInput({ address: key, issue: issueOf(data.failure) }))
-    const base = outgoing(fiber.getRef(MessageContext), newId())
+    const base = outgoing(fiber.getRef(MessageContext), newId(), fiber)
     const attempt = Effect.withFiber((fiber) => {
       const now = nowOf(fiber)
       const expiresAt = now + options.timeoutMs
@@ -156,7 +162,7 @@ export const invoke = <C extends Command.Any>(
     return options.retry === undefined
       ? attempt
       : Effect.retry(attempt, { schedule: options.retry, while: isTransportError })
-  })
+  }))
 }
 
 /** Publishes an event whose payload is already JSON-encoded, with the current message context. */
@@ -165,9 +171,9 @@ export const publishEncoded = (
   eventName: string,
   data: unknown
 ): Effect.Effect<void, BridgeError> =>
-  Effect.withFiber((fiber) => {
+  Telemetry.observePublish(eventName, Effect.withFiber((fiber) => {
     const envelope: Envelope.Envelope = {
-      ...outgoing(fiber.getRef(MessageContext), newId()),
+      ...outgoing(fiber.getRef(MessageContext), newId(), fiber),
       kind: "event",
       type: eventName,
       time: nowOf(fiber),
@@ -177,7 +183,7 @@ export const publishEncoded = (
       { id: envelope.id, eventName, senderService: envelope.sender.service, tenantId: envelope.tenantId },
       Codec.json.encode(envelope)
     )
-  })
+  }))
 
 // ---------------------------------------------------------------------------------------------
 // serving side
@@ -198,6 +204,7 @@ export const handleCommand = (
 ) => {
   const key = addressKey({ ...self, command: command.name })
   const source = Envelope.sourceOf(self)
+  const instruments = Telemetry.commandInstruments(self, command.name)
   return (message: IncomingCommand): Effect.Effect<void> =>
     Effect.withFiber((fiber) => {
       const decoded = Codec.json.decode(message.bytes)
@@ -211,8 +218,9 @@ export const handleCommand = (
         return reject("expired", self.service, `command ${command.name} ${env.id} arrived after its deadline`)
       }
       const reply = (status: Envelope.ReplyStatus, data: unknown) =>
-        Effect.withFiber((fiber) =>
-          message.reply(Codec.json.encode({
+        Effect.withFiber((fiber) => {
+          Telemetry.countHandled(instruments, status, fiber)
+          return message.reply(Codec.json.encode({
             id: newId(),
             kind: "reply",
             type: command.name,
@@ -229,7 +237,7 @@ export const handleCommand = (
             status,
             data
           }))
-        )
+        })
       const defect = (cause: Cause.Cause<unknown>, what: string) => {
         const errorId = newId()
         return Effect.andThen(
@@ -238,7 +246,9 @@ export const handleCommand = (
         )
       }
       const input = command.wire.decodeInput(env.data)
-      if (Result.isFailure(input)) return reply("invalid-input", { issue: issueOf(input.failure) })
+      if (Result.isFailure(input)) {
+        return Telemetry.observeHandling(instruments, env, reply("invalid-input", { issue: issueOf(input.failure) }))
+      }
 
       const context = contextOf(env, self)
       const succeed = (output: unknown) => {
@@ -265,15 +275,25 @@ export const handleCommand = (
         return defect(cause, "failed")
       }
       const run = Effect.provideService(handler(input.success), MessageContext, context)
-      if (env.expiresAt === undefined) return Effect.matchCauseEffect(run, { onFailure: fail, onSuccess: succeed })
-      return Effect.timeoutOption(run, env.expiresAt - received).pipe(
-        Effect.matchCauseEffect({
-          onFailure: fail,
-          onSuccess: Option.match({
-            onNone: () => Effect.logWarning(`herald: command ${key} ${env.id} interrupted at its deadline`),
-            onSome: succeed
+      if (env.expiresAt === undefined) {
+        return Telemetry.observeHandling(instruments, env, Effect.matchCauseEffect(run, { onFailure: fail, onSuccess: succeed }))
+      }
+      return Telemetry.observeHandling(
+        instruments,
+        env,
+        Effect.timeoutOption(run, env.expiresAt - received).pipe(
+          Effect.matchCauseEffect({
+            onFailure: fail,
+            onSuccess: Option.match({
+              onNone: () =>
+                Effect.withFiber((fiber) => {
+                  Telemetry.countHandled(instruments, "timeout", fiber)
+                  return Effect.logWarning(`herald: command ${key} ${env.id} interrupted at its deadline`)
+                }),
+              onSome: succeed
+            })
           })
-        })
+        )
       )
     }).pipe(Effect.catch((e: BridgeError) => Effect.logWarning(`herald: reply not sent: ${e.message}`)))
 }
@@ -321,6 +341,9 @@ export const handleEvent = (
 ) => {
   const decodePayload = Schema.decodeUnknownResult(subscription.payloadCodec)
   const counted = Metric.withAttributes(deadLetters, { service: self.service, subscription: subscription.name })
+  const instruments = Telemetry.deliveryInstruments(self, subscription.name)
+  const delivered = Metric.update(instruments.series.delivered, 1)
+  const failedFinally = Metric.update(instruments.series.failed, 1)
   const deadLetter = (env: Envelope.Envelope | undefined, event: unknown, attempts: number, error: string, cause = error) => {
     const letter: Subscription.DeadLetter = {
       service: self.service,
@@ -340,17 +363,17 @@ export const handleEvent = (
   const giveUp = (env: Envelope.Envelope, attempts: number, cause: Cause.Cause<unknown>): Effect.Effect<void, BridgeError> => {
     if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt
     if (env.type === Subscription.DEAD_LETTER) {
-      return Effect.logError(
+      return Effect.andThen(failedFinally, Effect.logError(
         `herald: ${self.service} subscription ${subscription.name} failed on a dead letter; dropped to avoid a loop`,
         cause
-      )
+      ))
     }
-    return Effect.andThen(
+    return Effect.andThen(failedFinally, Effect.andThen(
       Effect.logWarning(
         `herald: ${self.service} subscription ${subscription.name} gave up on event ${env.id} after ${attempts} attempts`
       ),
       deadLetter(env, Envelope.encode(env), attempts, summary(cause), Cause.pretty(cause))
-    )
+    ))
   }
   return (message: IncomingEvent): Effect.Effect<void, BridgeError> =>
     Effect.suspend(() => {
@@ -390,15 +413,17 @@ export const handleEvent = (
         attempt: 1
       }
       let attempts = 0
-      const attempt = Effect.suspend(() => {
+      const attempt = Effect.withFiber((fiber) => {
         attempts++
+        if (attempts > 1) Telemetry.countRetry(instruments, fiber)
         return handler(payload.success, attempts === 1 ? info : { ...info, attempt: attempts })
       })
       return attempt.pipe(
         Effect.retry(subscription.retry),
         Effect.provideService(MessageContext, contextOf(env, self)),
         permits.withPermits(1),
-        Effect.matchCauseEffect({ onFailure: (cause) => giveUp(env, attempts, cause), onSuccess: () => Effect.void })
+        Effect.matchCauseEffect({ onFailure: (cause) => giveUp(env, attempts, cause), onSuccess: () => delivered }),
+        (handled) => Telemetry.observeDelivery(instruments, env, handled)
       )
     })
 }
