@@ -5,7 +5,7 @@
  */
 import { type Result, Schema } from "effect"
 import { DefinitionError } from "./BridgeError.ts"
-import { checkEventName, checkName, checkUnique } from "./internal/names.ts"
+import { checkName, checkUnique, checkUserEventName } from "./internal/names.ts"
 
 /** A schema usable on the wire: decoding and encoding need no services. */
 export type AnySchema = Schema.Codec<any, any, never, never>
@@ -119,7 +119,7 @@ export const make = <
     if (!Schema.isSchema(e)) throw new DefinitionError(`command ${name}: every declared error must be an Effect schema`)
   }
   checkUnique(`command ${name}: declared error tags`, errors.map((e) => tagOf(e) ?? ""))
-  if (options.emits !== undefined) checkEventName(`command ${name}: emitted event name`, options.emits)
+  if (options.emits !== undefined) checkUserEventName(`command ${name}: emitted event name`, options.emits)
   const errorCodec = errors.length === 0
     ? undefined
     : Schema.toCodecJson(errors.length === 1 ? errors[0]! : Schema.Union(errors))

@@ -10,7 +10,7 @@ import { Bridge } from "./Bridge.ts"
 import { type BridgeError, InvalidInput } from "./BridgeError.ts"
 import type * as Command from "./Command.ts"
 import type { AnySchema } from "./Command.ts"
-import { checkEventName } from "./internal/names.ts"
+import { checkUserEventName } from "./internal/names.ts"
 import * as Runtime from "./Runtime.ts"
 
 /** An event contract. */
@@ -23,9 +23,12 @@ export interface Event<Name extends string = string, P extends AnySchema = AnySc
   readonly encode: Command.Parser<unknown>
 }
 
-/** Defines an event. Throws a `DefinitionError` for a bad name (dot-separated lower-case segments). */
+/**
+ * Defines an event. Throws a `DefinitionError` for a bad name (dot-separated lower-case segments) or
+ * one in the reserved `herald.` namespace.
+ */
 export const make = <const Name extends string, P extends AnySchema>(name: Name, payload: P): Event<Name, P> => {
-  checkEventName("event name", name)
+  checkUserEventName("event name", name)
   const codec = Schema.toCodecJson(payload) as Schema.Codec<P["Type"], unknown>
   return { _tag: "Event", name, payload, codec, encode: Schema.encodeUnknownResult(codec) }
 }

@@ -9,7 +9,8 @@ import { Bridge } from "./Bridge.ts"
 import { BridgeError, DefinitionError } from "./BridgeError.ts"
 import type * as Command from "./Command.ts"
 import type { Address } from "./Envelope.ts"
-import { checkName, checkUnique, checkVersion } from "./internal/names.ts"
+import * as Discovery from "./Discovery.ts"
+import { checkName, checkUnique, checkVersion, RESERVED_SUBSCRIPTION } from "./internal/names.ts"
 import * as Runtime from "./Runtime.ts"
 import type * as Subscription from "./Subscription.ts"
 
@@ -31,8 +32,9 @@ export interface Service<
 export type Any = Service<string, ReadonlyArray<Command.Any>, ReadonlyArray<Subscription.Any>>
 
 /**
- * Defines a service. Throws a `DefinitionError` for a bad name or version, or for two commands or
- * subscriptions with one name (commands and subscriptions share one namespace: the handler keys).
+ * Defines a service. Throws a `DefinitionError` for a bad name or version, for two commands or
+ * subscriptions with one name (commands and subscriptions share one namespace: the handler keys), or
+ * for a subscription named `herald-discovery` (reserved).
  */
 export const make = <
   const Name extends string,
@@ -53,6 +55,9 @@ export const make = <
   for (const s of subscriptions) {
     if (s?._tag !== "Subscription") {
       throw new DefinitionError(`service ${name}: subscriptions must be made by Subscription.make`)
+    }
+    if (s.name === RESERVED_SUBSCRIPTION) {
+      throw new DefinitionError(`service ${name}: the subscription name ${JSON.stringify(s.name)} is reserved for discovery`)
     }
   }
   checkUnique(`service ${name}`, [...commands.map((c) => c.name), ...subscriptions.map((s) => s.name)])
@@ -85,6 +90,12 @@ export interface LayerOptions {
    * handlers still running then are interrupted (their durable events are redelivered). Default 10 s.
    */
   readonly drainTimeout?: Duration.Input | undefined
+  /**
+   * Whether the instance takes part in discovery (`Discovery`): it announces itself and its
+   * contracts on start, answers discovery requests through one broadcast, non-durable subscription
+   * to `herald.discovery.requested`, and says when it stops. Default `true`.
+   */
+  readonly discovery?: boolean | undefined
 }
 
 /**
@@ -155,6 +166,8 @@ export const toLayer = <S extends Any, H extends Handlers<S>>(
         tenantIds: subscription.tenantIds
       }, (message) => track(handle(message)))
     }
+    // Last, so that it announces an instance that already serves everything, and says it stopped first.
+    if (options?.discovery !== false) yield* Discovery.announce(bridge, { ...self, instance: self.instance! }, service)
     yield* Effect.logDebug(`herald: ${service.name} v${service.version} instance ${self.instance} started`)
   }))
 }

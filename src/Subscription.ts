@@ -13,7 +13,11 @@ export type RetryPolicy = Schedule.Schedule<unknown, unknown>
 
 /** The options of `Subscription.make`. */
 export interface SubscriptionOptions<P extends AnySchema> {
-  /** Which events to receive (DESIGN §5). Validated and compiled here; a bad filter throws a `DefinitionError`. */
+  /**
+   * Which events to receive (DESIGN §5). Validated and compiled here; a bad filter throws a
+   * `DefinitionError`. Discovery events (`herald.discovery.*`) match only a filter whose `eventName`
+   * names them exactly.
+   */
   readonly filter: Filter.Filter
   /** Schema of the event payload. An event whose payload fails it goes straight to the dead-letter stream. */
   readonly payload: P
@@ -98,21 +102,34 @@ export const make = <const Name extends string, P extends AnySchema>(
   } catch (e) {
     throw new DefinitionError(`subscription ${name}: invalid filter: ${e instanceof Error ? e.message : String(e)}`)
   }
+  const eventNames = Filter.eventNames(filter)
   return {
     _tag: "Subscription",
     name,
     filter,
-    matcher: Filter.compile(filter),
+    matcher: withoutDiscovery(Filter.compile(filter), eventNames),
     payload: options.payload,
     payloadCodec: Schema.toCodecJson(options.payload) as Schema.Codec<P["Type"], unknown>,
     delivery: options.delivery,
     durable: options.durable ?? false,
     retry: options.retry ?? defaultRetry,
     concurrency,
-    eventNames: Filter.eventNames(filter),
+    eventNames,
     tenantIds: Filter.tenantIds(filter)
   }
 }
+
+/** Discovery's own traffic (`Discovery`): delivered only to subscriptions whose filter names it exactly. */
+const DISCOVERY_EVENTS = "herald.discovery."
+
+/**
+ * Keeps discovery events away from a subscription that does not name them in its `eventName`, so that
+ * a catch-all filter does not receive (and dead-letter) every announcement.
+ */
+const withoutDiscovery = (compiled: Filter.Compiled, eventNames: ReadonlyArray<string> | undefined): Filter.Compiled =>
+  eventNames?.some((n) => n.startsWith(DISCOVERY_EVENTS))
+    ? compiled
+    : { ...compiled, matches: (target) => !target.eventName.startsWith(DISCOVERY_EVENTS) && compiled.matches(target) }
 
 /** The event name of dead letters. Subscribe to it (filter `{ eventName: DEAD_LETTER }`) to receive them. */
 export const DEAD_LETTER = "herald.dead-letter"

@@ -25,6 +25,21 @@ export const checkEventName = (what: string, name: unknown): string => {
   return name
 }
 
+/** The event namespace Herald keeps for itself (dead letters, discovery). */
+export const RESERVED_EVENT_PREFIX = "herald."
+
+/** The subscription name every service instance uses for discovery requests. */
+export const RESERVED_SUBSCRIPTION = "herald-discovery"
+
+/** An event name a user may publish: a valid event name outside the reserved `herald.` namespace. */
+export const checkUserEventName = (what: string, name: unknown): string => {
+  const checked = checkEventName(what, name)
+  if (checked.startsWith(RESERVED_EVENT_PREFIX)) {
+    throw new DefinitionError(`${what} ${JSON.stringify(name)} is reserved: the "herald." event namespace belongs to Herald itself`)
+  }
+  return checked
+}
+
 /** A service version is its major version: a non-negative integer written in decimal, e.g. `"1"`. */
 export const checkVersion = (service: string, version: unknown): string => {
   if (typeof version !== "string" || !VERSION.test(version)) {

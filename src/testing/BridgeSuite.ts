@@ -16,6 +16,7 @@ import type { BridgeError } from "../BridgeError.ts"
 import * as Client from "../Client.ts"
 import * as Codec from "../Codec.ts"
 import * as Command from "../Command.ts"
+import * as Discovery from "../Discovery.ts"
 import * as Event from "../Event.ts"
 import * as Filter from "../Filter.ts"
 import { withContext } from "../MessageContext.ts"
@@ -265,6 +266,33 @@ export const run = (name: string, bridge: Layer.Layer<Bridge, BridgeError>, opti
           yield* Scope.close(second, Exit.void)
         })))
     }
+
+    it.live("discovery lists the live instances with their contracts and forgets a stopped one", () =>
+      withBridge(Effect.gen(function*() {
+        const Echo = echoContract(unique("found"))
+        const handlers = {
+          echo: (p: { readonly n: number }) => Effect.succeed(p),
+          hang: () => Effect.never,
+          crash: () => Effect.die("crash")
+        }
+        const first = yield* Scope.make()
+        yield* Layer.buildWithScope(Service.toLayer(Echo, handlers), first)
+        yield* Layer.build(Service.toLayer(Echo, handlers))
+        yield* Layer.build(Service.toLayer(Echo, handlers, { discovery: false }))
+        const listWithin = Duration.sum(Duration.fromInputUnsafe(quiet), Duration.millis(350))
+        const live = yield* Discovery.list({ within: listWithin, service: Echo.name })
+        assert.strictEqual(live.length, 2)
+        assert.strictEqual(new Set(live.map((i) => i.instance)).size, 2)
+        assert.deepStrictEqual(live[0]!.commands.map((c) => c.name), ["echo", "hang", "crash"])
+        assert.deepStrictEqual(live[0]!.commands[0]!.input["required"], ["n"])
+        // the reserved discovery subscription leaves user traffic alone: a call still works
+        const echo = yield* Client.make(Echo, { timeout: within })
+        assert.deepStrictEqual(yield* echo.echo({ n: 7 }), { n: 7 })
+        yield* Scope.close(first, Exit.void)
+        const after = yield* Discovery.list({ within: listWithin, service: Echo.name })
+        assert.strictEqual(after.length, 1)
+        assert.include(live.map((i) => i.instance), after[0]!.instance)
+      })))
 
     it.live("routing: deliveries equal exactly the set the pure Filter model predicts", () =>
       withBridge(Effect.gen(function*() {
