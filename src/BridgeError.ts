@@ -77,6 +77,25 @@ export class RemoteDefect extends Schema.TaggedError<RemoteDefect>()("RemoteDefe
   }
 }
 
+/**
+ * A message is larger than the maximum message size (`MessageSize.MaxMessageBytes`, 1 MiB by default).
+ *
+ * A sender fails with it before anything reaches the broker; a receiver that gets a larger message
+ * rejects it without decoding it (a caller receiving an oversized reply gets `InvalidOutput`).
+ */
+export class MessageTooLarge extends Schema.TaggedError<MessageTooLarge>()("MessageTooLarge", {
+  /** What was too large, e.g. `command calculator/1/add` or `event order.placed`. */
+  what: Schema.String,
+  /** The encoded size in bytes. */
+  bytes: Schema.Number,
+  /** The limit that applied, in bytes. */
+  limit: Schema.Number
+}) {
+  override get message() {
+    return `${this.what} is ${this.bytes} bytes encoded, over the maximum message size of ${this.limit} bytes`
+  }
+}
+
 /** Bytes received from a broker are not a Herald envelope. Logged and counted by the runtime; never thrown. */
 export class DecodeError extends Schema.TaggedError<DecodeError>()("DecodeError", {
   reason: Schema.String
@@ -87,7 +106,14 @@ export class DecodeError extends Schema.TaggedError<DecodeError>()("DecodeError"
 }
 
 /** The errors any command call can fail with besides the command's declared errors. */
-export type CallError = Timeout | NoResponder | BridgeError | InvalidInput | InvalidOutput | RemoteDefect
+export type CallError =
+  | Timeout
+  | NoResponder
+  | BridgeError
+  | InvalidInput
+  | InvalidOutput
+  | RemoteDefect
+  | MessageTooLarge
 
 const callErrorTags: ReadonlySet<string> = new Set<CallError["_tag"]>([
   "Timeout",
@@ -95,7 +121,8 @@ const callErrorTags: ReadonlySet<string> = new Set<CallError["_tag"]>([
   "BridgeError",
   "InvalidInput",
   "InvalidOutput",
-  "RemoteDefect"
+  "RemoteDefect",
+  "MessageTooLarge"
 ])
 
 /**

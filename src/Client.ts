@@ -5,6 +5,7 @@ import { Duration, Effect, type Schedule } from "effect"
 import { Bridge } from "./Bridge.ts"
 import { type CallError, DefinitionError } from "./BridgeError.ts"
 import type * as Command from "./Command.ts"
+import { checkLimit, MaxMessageBytes } from "./MessageSize.ts"
 import * as Runtime from "./Runtime.ts"
 import type * as Service from "./Service.ts"
 
@@ -57,6 +58,7 @@ export const make = <S extends Service.Any>(
   Effect.gen(function*() {
     const defaultTimeout = toMillis("client timeout", options?.timeout ?? "30 seconds")
     const bridge = yield* Bridge
+    const maxMessageBytes = checkLimit(yield* MaxMessageBytes)
     const methods: Record<string, unknown> = {}
     for (const command of service.commands) {
       const address = { service: service.name, version: service.version, command: command.name }
@@ -71,7 +73,7 @@ export const make = <S extends Service.Any>(
             )
           }
           const timeoutMs = call?.timeout === undefined ? defaultTimeout : toMillis("call timeout", call.timeout)
-          return Runtime.invoke(bridge, address, command, input, { timeoutMs, retry: call?.retry })
+          return Runtime.invoke(bridge, address, command, input, { timeoutMs, retry: call?.retry, maxMessageBytes })
         })
     }
     return methods as Client<S>

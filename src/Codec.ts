@@ -17,7 +17,35 @@ export interface Codec {
 
 const textDecoder = new TextDecoder("utf-8", { fatal: true })
 
+/**
+ * The deepest nesting of arrays and objects a message may have. `JSON.parse` itself copes with any
+ * depth, but everything after it that walks the value (schemas, re-encoding for dead letters)
+ * recurses, so deeper messages are rejected before parsing.
+ */
+export const MAX_DEPTH = 512
+
+/** Whether the JSON text in `bytes` nests arrays or objects deeper than `MAX_DEPTH` (strings skipped). */
+const tooDeep = (bytes: Uint8Array): boolean => {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!
+    if (inString) {
+      if (b === 0x5c) i++ // backslash: skip the escaped byte
+      else if (b === 0x22) inString = false
+    } else if (b === 0x22) inString = true
+    else if (b === 0x7b || b === 0x5b) {
+      if (++depth > MAX_DEPTH) return true
+    } else if (b === 0x7d || b === 0x5d) depth--
+  }
+  return false
+}
+
 const parseJson = (bytes: Uint8Array): Result.Result<unknown, DecodeError> => {
+  // nesting deeper than MAX_DEPTH needs at least two bytes per level: short messages skip the scan
+  if (bytes.length > 2 * MAX_DEPTH && tooDeep(bytes)) {
+    return Result.fail(new DecodeError({ reason: `nested deeper than ${MAX_DEPTH} levels` }))
+  }
   let text: string
   try {
     text = textDecoder.decode(bytes)

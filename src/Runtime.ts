@@ -7,12 +7,21 @@
  */
 import { Cause, Clock, Effect, type Fiber, Metric, Option, Result, Schema, Semaphore } from "effect"
 import { type BridgeShape, type CommandAddress, addressKey, type IncomingCommand, type IncomingEvent } from "./Bridge.ts"
-import { type BridgeError, type CallError, InvalidInput, InvalidOutput, RemoteDefect, Timeout } from "./BridgeError.ts"
+import {
+  BridgeError,
+  type CallError,
+  InvalidInput,
+  InvalidOutput,
+  type MessageTooLarge,
+  RemoteDefect,
+  Timeout
+} from "./BridgeError.ts"
 import * as Codec from "./Codec.ts"
 import type * as Command from "./Command.ts"
 import * as Envelope from "./Envelope.ts"
 import type { Address } from "./Envelope.ts"
 import { MessageContext, type MessageContextShape } from "./MessageContext.ts"
+import { DEFAULT_MAX_MESSAGE_BYTES, exceeds, MaxMessageBytes } from "./MessageSize.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Telemetry from "./internal/telemetry.ts"
 import * as Subscription from "./Subscription.ts"
@@ -79,18 +88,31 @@ export interface InvokeOptions {
   readonly timeoutMs: number
   /** Retries on transport errors (`Timeout`, `NoResponder`, `BridgeError`), reusing the invocation id. */
   readonly retry?: Subscription.RetryPolicy | undefined
+  /** The largest command sent and reply accepted, in bytes (`MessageSize.MaxMessageBytes`). Default 1 MiB. */
+  readonly maxMessageBytes?: number | undefined
 }
 
 const isTransportError = (e: { readonly _tag: string }): boolean =>
   e._tag === "Timeout" || e._tag === "NoResponder" || e._tag === "BridgeError"
 
+/** A reply the caller cannot read: counted as a rejected message of the calling service, then `InvalidOutput`. */
+const rejectReply = (reason: string, caller: string, key: string, issue: string) =>
+  Effect.andThen(
+    Metric.update(Metric.withAttributes(rejectedMessages, { reason, service: caller }), 1),
+    Effect.fail(new InvalidOutput({ address: key, issue }))
+  )
+
 const readReply = <C extends Command.Any>(
   command: C,
   key: string,
-  bytes: Uint8Array
+  bytes: Uint8Array,
+  caller: string,
+  maxBytes: number
 ): Effect.Effect<Command.Output<C>, Command.Errors<C> | CallError> => {
+  const tooLarge = exceeds(`reply from ${key}`, bytes, maxBytes)
+  if (tooLarge !== undefined) return rejectReply("too-large", caller, key, tooLarge.message)
   const decoded = Codec.json.decode(bytes)
-  if (Result.isFailure(decoded)) return Effect.fail(new InvalidOutput({ address: key, issue: decoded.failure.reason }))
+  if (Result.isFailure(decoded)) return rejectReply("undecodable", caller, key, decoded.failure.reason)
   const reply = decoded.success
   switch (reply.status) {
     case "ok": {
@@ -138,6 +160,8 @@ export const invoke = <C extends Command.Any>(
   const key = addressKey(address)
   const receiver: Address = { service: address.service, version: address.version }
   const timeout = () => Effect.fail(new Timeout({ address: key, timeoutMs: options.timeoutMs }))
+  const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+  const what = `command ${key}`
   return Telemetry.observeCall(Telemetry.callInstruments(key, address), Effect.withFiber((fiber) => {
     const data = command.wire.encodeInput(input)
     if (Result.isFailure(data)) return Effect.fail(new InvalidInput({ address: key, issue: issueOf(data.failure) }))
@@ -154,9 +178,12 @@ export const invoke = <C extends Command.Any>(
         expiresAt,
         data: data.success
       }
-      return bridge.request(address, Codec.json.encode(envelope), expiresAt).pipe(
+      const bytes = Codec.json.encode(envelope)
+      const tooLarge = exceeds(what, bytes, maxBytes)
+      if (tooLarge !== undefined) return Effect.fail(tooLarge)
+      return bridge.request(address, bytes, expiresAt).pipe(
         Effect.timeoutOrElse({ duration: options.timeoutMs, orElse: timeout }),
-        Effect.flatMap((reply) => readReply(command, key, reply))
+        Effect.flatMap((reply) => readReply(command, key, reply, base.sender.service, maxBytes))
       )
     })
     return options.retry === undefined
@@ -165,13 +192,18 @@ export const invoke = <C extends Command.Any>(
   }))
 }
 
-/** Publishes an event whose payload is already JSON-encoded, with the current message context. */
-export const publishEncoded = (
+/**
+ * Publishes an event whose payload is already JSON-encoded, with the current message context.
+ * Fails with `MessageTooLarge`, before anything is sent, when the envelope exceeds `maxBytes`
+ * (by default the fiber's `MessageSize.MaxMessageBytes`).
+ */
+export const publishSized = (
   bridge: BridgeShape,
   eventName: string,
-  data: unknown
-): Effect.Effect<void, BridgeError> =>
-  Telemetry.observePublish(eventName, Effect.withFiber((fiber) => {
+  data: unknown,
+  maxBytes?: number
+): Effect.Effect<void, BridgeError | MessageTooLarge> =>
+  Telemetry.observePublish(eventName, Effect.withFiber<void, BridgeError | MessageTooLarge>((fiber) => {
     const envelope: Envelope.Envelope = {
       ...outgoing(fiber.getRef(MessageContext), newId(), fiber),
       kind: "event",
@@ -179,11 +211,23 @@ export const publishEncoded = (
       time: nowOf(fiber),
       data
     }
+    const bytes = Codec.json.encode(envelope)
+    const tooLarge = exceeds(`event ${eventName}`, bytes, maxBytes ?? fiber.getRef(MaxMessageBytes))
+    if (tooLarge !== undefined) return Effect.fail(tooLarge)
     return bridge.publish(
       { id: envelope.id, eventName, senderService: envelope.sender.service, tenantId: envelope.tenantId },
-      Codec.json.encode(envelope)
+      bytes
     )
   }))
+
+/**
+ * Publishes an event whose payload is already JSON-encoded, with the current message context; like
+ * `publishSized`, but an event over the maximum message size fails as a `BridgeError` (unsent).
+ */
+export const publishEncoded = (bridge: BridgeShape, eventName: string, data: unknown): Effect.Effect<void, BridgeError> =>
+  publishSized(bridge, eventName, data).pipe(
+    Effect.catchTag("MessageTooLarge", (e) => Effect.fail(new BridgeError({ bridge: bridge.name, reason: e.message })))
+  )
 
 // ---------------------------------------------------------------------------------------------
 // serving side
@@ -195,18 +239,42 @@ export type AnyCommandHandler = (input: unknown) => Effect.Effect<unknown, unkno
 /**
  * Handles one delivered command: drops it when expired, validates the input, runs the handler
  * bounded by the deadline, publishes the emitted event, and replies.
+ *
+ * A command over `maxBytes` is not decoded: it is counted (`too-large`) and answered with an
+ * `invalid-input` reply. A reply that would exceed `maxBytes` is logged and replaced by a `defect` reply.
  */
 export const handleCommand = (
   bridge: BridgeShape,
   self: Address,
   command: Command.Any,
-  handler: AnyCommandHandler
+  handler: AnyCommandHandler,
+  maxBytes: number = DEFAULT_MAX_MESSAGE_BYTES
 ) => {
   const key = addressKey({ ...self, command: command.name })
   const source = Envelope.sourceOf(self)
   const instruments = Telemetry.commandInstruments(self, command.name)
+  /** The answer to a command too large to decode: an `invalid-input` reply carrying nothing of the command. */
+  const refuseTooLarge = (message: IncomingCommand, tooLarge: MessageTooLarge) =>
+    Effect.withFiber((fiber) =>
+      Effect.andThen(
+        reject("too-large", self.service, tooLarge.message),
+        message.reply(Codec.json.encode({
+          id: newId(),
+          kind: "reply",
+          type: command.name,
+          source,
+          time: nowOf(fiber),
+          correlationId: "",
+          sender: self,
+          status: "invalid-input",
+          data: { issue: `the command is ${tooLarge.bytes} bytes, over the receiver's maximum of ${tooLarge.limit}` }
+        }))
+      )
+    )
   return (message: IncomingCommand): Effect.Effect<void> =>
     Effect.withFiber((fiber) => {
+      const tooLarge = exceeds(`command ${key}`, message.bytes, maxBytes)
+      if (tooLarge !== undefined) return refuseTooLarge(message, tooLarge)
       const decoded = Codec.json.decode(message.bytes)
       if (Result.isFailure(decoded)) return reject("undecodable", self.service, decoded.failure.reason)
       const env = decoded.success
@@ -217,26 +285,36 @@ export const handleCommand = (
       if (env.expiresAt !== undefined && received >= env.expiresAt) {
         return reject("expired", self.service, `command ${command.name} ${env.id} arrived after its deadline`)
       }
+      const encodeReply = (status: Envelope.ReplyStatus, data: unknown, time: number) =>
+        Codec.json.encode({
+          id: newId(),
+          kind: "reply",
+          type: command.name,
+          source,
+          time,
+          correlationId: env.correlationId,
+          causationId: env.id,
+          principalId: env.principalId,
+          tenantId: env.tenantId,
+          traceparent: env.traceparent,
+          tracestate: env.tracestate,
+          sender: self,
+          receiver: env.sender,
+          status,
+          data
+        })
       const reply = (status: Envelope.ReplyStatus, data: unknown) =>
         Effect.withFiber((fiber) => {
           Telemetry.countHandled(instruments, status, fiber)
-          return message.reply(Codec.json.encode({
-            id: newId(),
-            kind: "reply",
-            type: command.name,
-            source,
-            time: nowOf(fiber),
-            correlationId: env.correlationId,
-            causationId: env.id,
-            principalId: env.principalId,
-            tenantId: env.tenantId,
-            traceparent: env.traceparent,
-            tracestate: env.tracestate,
-            sender: self,
-            receiver: env.sender,
-            status,
-            data
-          }))
+          const time = nowOf(fiber)
+          const bytes = encodeReply(status, data, time)
+          const tooLarge = exceeds(`reply of ${key}`, bytes, maxBytes)
+          if (tooLarge === undefined) return message.reply(bytes)
+          const errorId = newId()
+          return Effect.andThen(
+            Effect.logError(`herald: ${key} ${tooLarge.message} (error id ${errorId})`),
+            message.reply(encodeReply("defect", { errorId }, time))
+          )
         })
       const defect = (cause: Cause.Cause<unknown>, what: string) => {
         const errorId = newId()
@@ -257,7 +335,7 @@ export const handleCommand = (
           return defect(Cause.fail(encoded.failure), "returned an output that fails its schema")
         }
         if (command.emits === undefined) return reply("ok", encoded.success)
-        return publishEncoded(bridge, command.emits, encoded.success).pipe(
+        return publishSized(bridge, command.emits, encoded.success, maxBytes).pipe(
           Effect.provideService(MessageContext, context),
           Effect.matchCauseEffect({
             onFailure: (cause) => defect(cause, `succeeded but could not publish ${command.emits}`),
@@ -316,6 +394,13 @@ export interface EventInfo {
 /** A subscription handler after type erasure. */
 export type AnySubscriptionHandler = (payload: unknown, info: EventInfo) => Effect.Effect<unknown, unknown>
 
+/**
+ * Events of a non-durable subscription that may wait, per instance, for a free handler slot (beyond
+ * the `concurrency` running). Further events are dropped and counted as rejected (`overflow`): a slow
+ * non-durable subscriber keeps bounded memory. Durable subscriptions are bounded by their broker.
+ */
+export const NON_DURABLE_BUFFER = 256
+
 /** One line naming the failure of a cause: `Tag: message` for errors, the value itself otherwise. */
 const summary = (cause: Cause.Cause<unknown>): string => {
   const error = Cause.squash(cause)
@@ -331,15 +416,21 @@ const base64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString("base6
  * Handles one delivered event: decodes it, applies the exact filter, validates the payload, runs the
  * handler under the concurrency bound with the subscription's retry schedule, and dead-letters it
  * when every attempt failed. Interruption propagates, so durable bridges redeliver.
+ *
+ * An event over `maxBytes` is not decoded: it is counted (`too-large`) and, on a durable
+ * subscription, dead-lettered with its size in place of its content, then acknowledged.
  */
 export const handleEvent = (
   bridge: BridgeShape,
   self: Address,
   subscription: Subscription.Any,
   handler: AnySubscriptionHandler,
-  permits: Semaphore.Semaphore
+  permits: Semaphore.Semaphore,
+  maxBytes: number = DEFAULT_MAX_MESSAGE_BYTES
 ) => {
   const decodePayload = Schema.decodeUnknownResult(subscription.payloadCodec)
+  /** Non-durable events received and waiting for a handler slot (bounded by `NON_DURABLE_BUFFER`). */
+  let waiting = 0
   const counted = Metric.withAttributes(deadLetters, { service: self.service, subscription: subscription.name })
   const instruments = Telemetry.deliveryInstruments(self, subscription.name)
   const delivered = Metric.update(instruments.series.delivered, 1)
@@ -355,9 +446,22 @@ export const handleEvent = (
       cause
     }
     const ctx: MessageContextShape = env === undefined ? { self } : contextOf(env, self)
+    const publish = (l: Subscription.DeadLetter) => publishSized(bridge, Subscription.DEAD_LETTER, l, maxBytes)
     return Effect.andThen(
       Metric.update(counted, 1),
-      publishEncoded(bridge, Subscription.DEAD_LETTER, letter).pipe(Effect.provideService(MessageContext, ctx))
+      publish(letter).pipe(
+        // a letter carrying a near-limit event is over the limit itself: send it without the event
+        Effect.catchTag("MessageTooLarge", (e) =>
+          publish({
+            ...letter,
+            event: { omitted: e.message, id: env?.id ?? null, type: env?.type ?? null },
+            error: letter.error.slice(0, 1_000),
+            cause: letter.error.slice(0, 1_000)
+          })),
+        Effect.catchTag("MessageTooLarge", (e) =>
+          Effect.logError(`herald: ${self.service} subscription ${subscription.name}: dead letter dropped: ${e.message}`)),
+        Effect.provideService(MessageContext, ctx)
+      )
     )
   }
   const giveUp = (env: Envelope.Envelope, attempts: number, cause: Cause.Cause<unknown>): Effect.Effect<void, BridgeError> => {
@@ -377,6 +481,13 @@ export const handleEvent = (
   }
   return (message: IncomingEvent): Effect.Effect<void, BridgeError> =>
     Effect.suspend(() => {
+      const tooLarge = exceeds(`event for subscription ${subscription.name}`, message.bytes, maxBytes)
+      if (tooLarge !== undefined) {
+        const rejected = reject("too-large", self.service, tooLarge.message)
+        return subscription.durable
+          ? Effect.andThen(rejected, deadLetter(undefined, { omitted: tooLarge.message, bytes: tooLarge.bytes }, 0, tooLarge.message))
+          : rejected
+      }
       const decoded = Codec.json.decode(message.bytes)
       if (Result.isFailure(decoded)) {
         const rejected = reject("undecodable", self.service, decoded.failure.reason)
@@ -399,7 +510,11 @@ export const handleEvent = (
       if (!subscription.matcher.matches(target)) return Effect.void
       const payload = decodePayload(env.data)
       if (Result.isFailure(payload)) {
-        return deadLetter(env, Envelope.encode(env), 0, `payload fails the subscription's schema: ${issueOf(payload.failure)}`)
+        const issue = `payload fails the subscription's schema: ${issueOf(payload.failure)}`
+        return Effect.andThen(
+          reject("invalid-payload", self.service, `event ${env.id} on subscription ${subscription.name}: ${issue}`),
+          deadLetter(env, Envelope.encode(env), 0, issue)
+        )
       }
       const info: EventInfo = {
         id: env.id,
@@ -418,12 +533,34 @@ export const handleEvent = (
         if (attempts > 1) Telemetry.countRetry(instruments, fiber)
         return handler(payload.success, attempts === 1 ? info : { ...info, attempt: attempts })
       })
-      return attempt.pipe(
-        Effect.retry(subscription.retry),
-        Effect.provideService(MessageContext, contextOf(env, self)),
-        permits.withPermits(1),
-        Effect.matchCauseEffect({ onFailure: (cause) => giveUp(env, attempts, cause), onSuccess: () => delivered }),
-        (handled) => Telemetry.observeDelivery(instruments, env, handled)
+      const handled = attempt.pipe(Effect.retry(subscription.retry), Effect.provideService(MessageContext, contextOf(env, self)))
+      let slotted: Effect.Effect<unknown, unknown>
+      if (subscription.durable) {
+        // the broker bounds what a durable subscription has in flight (prefetch, max ack pending, receive maximum)
+        slotted = permits.withPermits(1)(handled)
+      } else {
+        if (waiting >= NON_DURABLE_BUFFER) {
+          return reject(
+            "overflow",
+            self.service,
+            `event ${env.id} on subscription ${subscription.name}: ${NON_DURABLE_BUFFER} events already wait for a handler`
+          )
+        }
+        waiting++
+        let held = false
+        slotted = permits.withPermits(1)(Effect.suspend(() => {
+          held = true
+          waiting--
+          return handled
+        })).pipe(Effect.ensuring(Effect.sync(() => (held ? undefined : void waiting--))))
+      }
+      return Telemetry.observeDelivery(
+        instruments,
+        env,
+        Effect.matchCauseEffect(slotted, {
+          onFailure: (cause) => giveUp(env, attempts, cause),
+          onSuccess: () => delivered
+        })
       )
     })
 }

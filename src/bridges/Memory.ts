@@ -9,6 +9,9 @@
  * - Durable `shared` groups outlive their subscribers: events published while no instance is
  *   subscribed are kept (in memory, for the life of the bridge) and delivered when one returns. An
  *   event whose handling fails or is interrupted is delivered again. Nothing survives the process.
+ * - A durable group has at most `MAX_IN_FLIGHT` events handed to its subscribers and not yet
+ *   settled; the rest wait in the group's backlog (as on a broker), so a slow subscriber's process
+ *   holds a bounded number of them.
  */
 import { Effect, Exit, type Fiber, Layer, type Scope } from "effect"
 import {
@@ -46,6 +49,8 @@ interface Group extends Pool<Consumer> {
   readonly eventNames: ReadonlySet<string> | undefined
   readonly tenantIds: ReadonlySet<string> | undefined
   readonly backlog: Array<Pending>
+  /** Durable groups: events handed to a subscriber and not yet settled. */
+  inFlight: number
 }
 
 interface Pending {
@@ -63,6 +68,9 @@ const remove = <A>(pool: Pool<A>, member: A) => {
   const i = pool.members.indexOf(member)
   if (i >= 0) pool.members.splice(i, 1)
 }
+
+/** Events a durable group hands to its subscribers before they settle (like NATS `max_ack_pending`). */
+export const MAX_IN_FLIGHT = 256
 
 const toSet = (xs: ReadonlyArray<string> | undefined) => (xs === undefined ? undefined : new Set(xs))
 
@@ -90,15 +98,19 @@ export const make: Effect.Effect<BridgeShape, never, Scope.Scope> = Effect.gen(f
 
   const deliver = (group: Group, item: Pending): void => {
     if (closed) return
-    if (group.members.length === 0) {
+    if (group.members.length === 0 || (group.durable && group.inFlight >= MAX_IN_FLIGHT)) {
       if (group.durable) group.backlog.push(item)
       return
     }
     const consumer = pick(group)
     const fiber = consumer.run(consumer.handler(item))
     if (group.durable) {
+      group.inFlight++
       fiber.addObserver((exit) => {
+        group.inFlight--
         if (Exit.isFailure(exit)) deliver(group, { bytes: item.bytes, deliveryCount: item.deliveryCount + 1 })
+        const next = group.backlog.shift()
+        if (next !== undefined) deliver(group, next)
       })
     }
   }
@@ -175,7 +187,8 @@ export const make: Effect.Effect<BridgeShape, never, Scope.Scope> = Effect.gen(f
             keepWhenEmpty: spec.durable && shared,
             eventNames: toSet(spec.eventNames),
             tenantIds: toSet(spec.tenantIds),
-            backlog: []
+            backlog: [],
+            inFlight: 0
           }
           groups.set(key, group)
         }

@@ -135,5 +135,7 @@ export const callErrorResponse = (error: CallError, edge: EdgeInfo): HttpServerR
       return problemResponse("invalid-reply", edge)
     case "RemoteDefect":
       return problemResponse("internal-error", edge, { errorId: error.errorId })
+    case "MessageTooLarge":
+      return problemResponse("body-too-large", edge, { detail: `at most ${error.limit} bytes once encoded` })
   }
 }
