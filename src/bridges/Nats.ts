@@ -50,6 +50,12 @@ export interface NatsBridgeConfig {
   readonly streamMaxAge?: Duration.Input | undefined
   /** Stream limit: the oldest events are removed past this many bytes. Default: unlimited. */
   readonly streamMaxBytes?: number | undefined
+  /**
+   * Copies of the event stream (and of its durable consumers) kept by a JetStream cluster: 1 to 5.
+   * Use 3 on a cluster of 3 or more servers so durable events survive the loss of one of them.
+   * Default 1 (what a single server supports). An existing stream is updated to this value.
+   */
+  readonly streamReplicas?: number | undefined
   /** Bound of one broker operation: connect, flush, JetStream API call, publish acknowledgement. Default 5 s. */
   readonly timeout?: Duration.Input | undefined
   /** First wait before reconnecting; doubles on every failed attempt up to `reconnectMaxWait`. Default 250 ms. */
@@ -71,6 +77,8 @@ export interface NatsBridgeConfig {
 const BRIDGE = "nats"
 /** Delay before a failed durable event is redelivered (the runtime has already retried it in-process). */
 const NAK_DELAY_MS = 1000
+/** Lifetime of one pull request of a durable consumer (heartbeats every half of it). */
+const PULL_EXPIRES_MS = 5000
 /** JetStream API error: a consumer of that name exists with another configuration (servers 2.10+). */
 const CONSUMER_EXISTS = 10148
 
@@ -155,10 +163,13 @@ const ensureStream = (jsm: JetStreamManager, wanted: ReturnType<typeof Subjects.
       )
     }
     const subject = wanted.subjects[0]!
-    if (!cfg.subjects.includes(subject) || cfg.max_age !== wanted.max_age || cfg.max_bytes !== wanted.max_bytes) {
+    if (
+      !cfg.subjects.includes(subject) || cfg.max_age !== wanted.max_age || cfg.max_bytes !== wanted.max_bytes ||
+      cfg.num_replicas !== wanted.num_replicas
+    ) {
       const subjects = cfg.subjects.includes(subject) ? cfg.subjects : [...cfg.subjects, subject]
       return yield* attempt(`update stream ${name}`, () =>
-        jsm.streams.update(name, { subjects, max_age: wanted.max_age, max_bytes: wanted.max_bytes }))
+        jsm.streams.update(name, { subjects, max_age: wanted.max_age, max_bytes: wanted.max_bytes, num_replicas: wanted.num_replicas }))
     }
     return existing
   })
@@ -172,6 +183,10 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
     }
     const streamName = config.streamName ?? Subjects.streamNameOf(prefix)
     if (!Subjects.isToken(streamName)) return yield* fail(`streamName ${JSON.stringify(streamName)} may only hold [A-Za-z0-9_-]`)
+    const replicas = config.streamReplicas ?? 1
+    if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) {
+      return yield* fail(`streamReplicas ${replicas} is not an integer from 1 to 5`)
+    }
     const timeoutMs = millis(config.timeout, "5 seconds")
     const drainMs = millis(config.drainTimeout, "5 seconds")
     const graceMs = millis(config.reconnectMaxWait, "5 seconds") + 1000
@@ -251,7 +266,7 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
 
     const jsm = yield* attempt("JetStream is not available", () => jetstreamManager(nc, { timeout: timeoutMs }))
     const js = jsm.jetstream()
-    yield* ensureStream(jsm, Subjects.streamConfig(streamName, prefix, millis(config.streamMaxAge, 0), config.streamMaxBytes ?? -1))
+    yield* ensureStream(jsm, Subjects.streamConfig(streamName, prefix, millis(config.streamMaxAge, 0), config.streamMaxBytes ?? -1, replicas))
     const consumerSettings: Subjects.ConsumerSettings = {
       ackWaitMs: millis(config.ackWait, "30 seconds"),
       maxAckPending: config.maxAckPending ?? 256,
@@ -312,6 +327,9 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
             attempt(`consume ${name}`, () =>
               consumer.consume({
                 max_messages: Math.min(consumerSettings.maxAckPending, 100),
+                // a pull lives this long; the server sends heartbeats every half of it and two missed
+                // ones make the client pull again: it bounds the stall when a cluster moves the consumer
+                expires: PULL_EXPIRES_MS,
                 callback: (m) => {
                   if (stopped) return settle(m, Exit.interrupt())
                   const handle = handler({ bytes: m.data, deliveryCount: m.info.deliveryCount })
@@ -380,9 +398,12 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
               ),
             ({ id }) => Effect.sync(() => pending.delete(id))
           ).pipe(
-            // no responder: the stream is not (yet) there, e.g. just after a server restart
+            // no responder: the stream is not (yet) there, e.g. just after a server restart, or has no
+            // leader while a cluster elects one (seconds after a node is lost): retry for `timeout`
             Effect.retry({
-              schedule: Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 4 })),
+              schedule: Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("1 second")]).pipe(
+                Schedule.upTo({ duration: timeoutMs })
+              ),
               while: (e) => e._tag === "NoResponder"
             }),
             Effect.mapError((e) => e._tag === "NoResponder" ? fail(`${what}: no JetStream stream stores ${subject}`) : e)

@@ -115,12 +115,16 @@ export const supportsFilterSubjects = (version: string | undefined): boolean => 
 
 const nanos = (ms: number): number => Math.round(ms * 1_000_000)
 
-/** The event stream: `<prefix>.evt.>`, interest retention, file storage, optional age and size limits. */
-export const streamConfig = (name: string, prefix: string, maxAgeMs: number, maxBytes: number) => ({
+/**
+ * The event stream: `<prefix>.evt.>`, interest retention, file storage, optional age and size limits,
+ * `replicas` copies on a JetStream cluster (1 on a single server).
+ */
+export const streamConfig = (name: string, prefix: string, maxAgeMs: number, maxBytes: number, replicas = 1) => ({
   name,
   subjects: [eventWildcard(prefix)],
   retention: RetentionPolicy.Interest,
   storage: StorageType.File,
+  num_replicas: replicas,
   max_age: nanos(maxAgeMs),
   max_bytes: maxBytes,
   duplicate_window: nanos(maxAgeMs > 0 ? Math.min(maxAgeMs, 120_000) : 120_000)

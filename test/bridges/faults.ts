@@ -46,7 +46,7 @@ export interface FaultFigures {
   readonly lost: number
   /** Deliveries beyond the first of the same event. */
   readonly duplicated: number
-  /** From the broker accepting connections again to the first call that succeeded after it. */
+  /** From the broker accepting connections again (or the node lost) to the end of the first successful call started after it. */
   readonly recovery: number
 }
 
@@ -70,11 +70,88 @@ interface CallRecord {
   readonly end: number
 }
 
+/** Calls of a client with the fixtures' `lookup` command. */
+type Calc = Effect.Success<ReturnType<typeof Client.make<typeof Calculator>>>
+
 /**
- * Runs the scenario against one broker and checks it: every 100 ms one call (2 s deadline) and one
- * durable event are started, each in its own fiber, so some start before, some during and some
- * after the outage. The broker is stopped 300 ms in and started again `outageMs` later; the load
- * goes on for a second after the first successful call, then every fiber is awaited.
+ * A steady load: every 100 ms one call (2 s deadline) and one durable event publish, each in its own
+ * fiber, so some start before, some during and some after a fault. `stop` ends the load and awaits
+ * every call and publish it started; `account` counts and checks them (see `brokerFault`).
+ */
+export const steadyLoad = (calc: Calc, publish: (sum: number) => Effect.Effect<void, unknown>) =>
+  Effect.gen(function*() {
+    const calls: Array<CallRecord> = []
+    const acked: Array<number> = []
+    let refused = 0
+    const inflight = yield* FiberSet.make()
+    const call = Effect.gen(function*() {
+      const start = yield* Clock.currentTimeMillis
+      const exit = yield* Effect.exit(calc.lookup({ key: "k" }, { timeout: CALL_TIMEOUT_MS }))
+      calls.push({ outcome: outcomeOf(exit), start, end: yield* Clock.currentTimeMillis })
+    })
+    const publishOne = (sum: number) => Effect.map(Effect.exit(publish(sum)), (exit) => Exit.isSuccess(exit) ? acked.push(sum) : refused++)
+    let next = 0
+    const load = yield* Effect.gen(function*() {
+      yield* FiberSet.run(inflight, call)
+      yield* FiberSet.run(inflight, publishOne(next++))
+      yield* Effect.sleep("100 millis")
+    }).pipe(Effect.forever, Effect.forkChild)
+    /** True once a call that started at or after `since` succeeded. */
+    const succeededSince = (since: number) => Effect.sync(() => calls.some((c) => c.outcome === "ok" && c.start >= since))
+    const stop = Effect.gen(function*() {
+      yield* Fiber.interrupt(load)
+      yield* FiberSet.awaitEmpty(inflight).pipe(Effect.timeout("15 seconds"))
+      // one more call and one more event on the same bridges, after everything else: both must succeed
+      yield* call
+      const last = next++
+      yield* publish(last)
+      acked.push(last)
+    })
+    /**
+     * Waits (bounded by `waitMs`) until every acknowledged event is among `deliveries`, prints the
+     * figures and checks them. `since` is the moment the broker was back (or the node was lost):
+     * recovery is measured from there to the end of the first successful call started after it.
+     */
+    const account = (name: string, deliveries: ReadonlyArray<number>, since: number, waitMs: number) =>
+      Effect.gen(function*() {
+        const missing = () => {
+          const got = new Set(deliveries)
+          return acked.filter((sum) => !got.has(sum))
+        }
+        yield* Effect.exit(eventually("every acknowledged event is delivered", Effect.sync(() => missing().length === 0), waitMs))
+        yield* Effect.sleep("200 millis") // late redeliveries count as duplicates
+        const outcomes: Record<string, number> = {}
+        for (const c of calls) outcomes[c.outcome] = (outcomes[c.outcome] ?? 0) + 1
+        const ackedSet = new Set(acked)
+        const firstOk = Math.min(...calls.filter((c) => c.outcome === "ok" && c.start >= since).map((c) => c.end))
+        const figures: FaultFigures = {
+          calls: calls.length,
+          outcomes,
+          slowestCall: Math.max(...calls.map((c) => c.end - c.start)),
+          published: acked.length,
+          refused,
+          delivered: new Set(deliveries.filter((sum) => ackedSet.has(sum))).size,
+          lost: missing().length,
+          duplicated: deliveries.length - new Set(deliveries).size,
+          recovery: firstOk - since
+        }
+        console.log(formatFigures(name, figures))
+        for (const c of calls) {
+          assert.include(ALLOWED, c.outcome)
+          assert.isAtMost(c.end - c.start, CALL_TIMEOUT_MS + GRACE_MS, `a ${c.outcome} call took ${c.end - c.start} ms`)
+        }
+        assert.strictEqual(calls.at(-1)?.outcome, "ok", "a call after the fault succeeds on the same bridges")
+        assert.isAbove(figures.published, 1)
+        assert.deepStrictEqual(missing(), [], `acknowledged events never delivered (delivered: ${[...new Set(deliveries)].sort((x, y) => x - y).join(" ")})`)
+        return figures
+      })
+    return { succeededSince, stop, account }
+  })
+
+/**
+ * Runs the scenario against one broker and checks it: a `steadyLoad` of calls and durable events;
+ * the broker is stopped 300 ms in and started again `outageMs` later; the load goes on for a second
+ * after the first call started after the restart succeeded, then every fiber is awaited.
  *
  * Checks: every call ended with its result or a typed error within deadline + grace; every event
  * whose publish was acknowledged was delivered at least once (lost = 0; duplicates are counted,
@@ -102,26 +179,7 @@ export const brokerFault = <E>(fault: BrokerFault<E>) =>
     yield* Effect.addFinalizer(() => fault.start)
     assert.deepStrictEqual(yield* calc.lookup({ key: "up" }, { timeout: "2 seconds" }), { value: "UP" })
 
-    const calls: Array<CallRecord> = []
-    const acked: Array<number> = []
-    let refused = 0
-    const inflight = yield* FiberSet.make()
-    const call = Effect.gen(function*() {
-      const start = yield* Clock.currentTimeMillis
-      const exit = yield* Effect.exit(calc.lookup({ key: "k" }, { timeout: CALL_TIMEOUT_MS }))
-      calls.push({ outcome: outcomeOf(exit), start, end: yield* Clock.currentTimeMillis })
-    })
-    const publish = (sum: number) =>
-      Effect.exit(Event.publish(Tick, { sum }).pipe(Effect.provide(calling))).pipe(
-        Effect.map((exit) => Exit.isSuccess(exit) ? acked.push(sum) : refused++)
-      )
-    let next = 0
-    const load = yield* Effect.gen(function*() {
-      yield* FiberSet.run(inflight, call)
-      yield* FiberSet.run(inflight, publish(next++))
-      yield* Effect.sleep("100 millis")
-    }).pipe(Effect.forever, Effect.forkChild)
-
+    const load = yield* steadyLoad(calc, (sum) => Event.publish(Tick, { sum }).pipe(Effect.provide(calling)))
     yield* Effect.sleep("300 millis")
     yield* fault.stop
     yield* eventually("the bridge notices the outage", Effect.map(health(calling), (h) => h !== "connected"), 3_000)
@@ -132,47 +190,9 @@ export const brokerFault = <E>(fault: BrokerFault<E>) =>
     if (meanwhile !== undefined) yield* Fiber.join(meanwhile)
     yield* eventually("the calling bridge reconnects", Effect.map(health(calling), (h) => h === "connected"), reconnectMs)
     yield* eventually("the serving bridge reconnects", Effect.map(health(serving), (h) => h === "connected"), reconnectMs)
-    yield* eventually("a call of the load succeeds after the restart", Effect.sync(() => calls.some((c) => c.outcome === "ok" && c.end >= backAt)), reconnectMs)
+    yield* eventually("a call of the load succeeds after the restart", load.succeededSince(backAt), reconnectMs)
     yield* Effect.sleep("1 second")
-    yield* Fiber.interrupt(load)
-    yield* FiberSet.awaitEmpty(inflight).pipe(Effect.timeout("15 seconds"))
-    // the service recovered without a restart: one more call and one more event on the same bridges
-    const lastCall = yield* Effect.exit(calc.lookup({ key: "after" }, { timeout: CALL_TIMEOUT_MS }))
-    const last = next++
-    yield* Event.publish(Tick, { sum: last }).pipe(Effect.provide(calling))
-    acked.push(last)
-
-    // wait for every acknowledged event (bounded), then count
-    const missing = () => {
-      const got = new Set(deliveries)
-      return acked.filter((sum) => !got.has(sum))
-    }
-    yield* Effect.ignore(eventually("every acknowledged event is delivered", Effect.sync(() => missing().length === 0), reconnectMs + 5_000))
-    yield* Effect.sleep("200 millis") // late redeliveries count as duplicates
-    const outcomes: Record<string, number> = {}
-    for (const c of calls) outcomes[c.outcome] = (outcomes[c.outcome] ?? 0) + 1
-    const ackedSet = new Set(acked)
-    const firstOk = Math.min(...calls.filter((c) => c.outcome === "ok" && c.end >= backAt).map((c) => c.end))
-    const figures: FaultFigures = {
-      calls: calls.length,
-      outcomes,
-      slowestCall: Math.max(...calls.map((c) => c.end - c.start)),
-      published: acked.length,
-      refused,
-      delivered: new Set(deliveries.filter((sum) => ackedSet.has(sum))).size,
-      lost: missing().length,
-      duplicated: deliveries.length - new Set(deliveries).size,
-      recovery: firstOk - backAt
-    }
-    console.log(formatFigures(fault.name, figures))
-
-    for (const c of calls) {
-      assert.include(ALLOWED, c.outcome)
-      assert.isAtMost(c.end - c.start, CALL_TIMEOUT_MS + GRACE_MS, `a ${c.outcome} call took ${c.end - c.start} ms`)
-    }
-    assert.isTrue(Exit.isSuccess(lastCall), "a call after the outage succeeds on the same bridges")
-    assert.isAbove(outcomes["ok"] ?? 0, 0)
-    assert.isAbove(figures.published, 1)
-    assert.deepStrictEqual(missing(), [], "acknowledged events never delivered")
+    yield* load.stop
+    const figures = yield* load.account(fault.name, deliveries, backAt, reconnectMs + 5_000)
     return { figures, calling }
   })
