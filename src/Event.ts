@@ -7,7 +7,7 @@
  */
 import { Effect, Result, Schema } from "effect"
 import { Bridge } from "./Bridge.ts"
-import { type BridgeError, InvalidInput } from "./BridgeError.ts"
+import { type BridgeError, InvalidInput, type MessageTooLarge } from "./BridgeError.ts"
 import type * as Command from "./Command.ts"
 import type { AnySchema } from "./Command.ts"
 import { checkUserEventName } from "./internal/names.ts"
@@ -35,15 +35,16 @@ export const make = <const Name extends string, P extends AnySchema>(name: Name,
 
 /**
  * Publishes an event with the current message context (correlation, tenant, principal, trace).
- * The payload is validated first; an invalid one fails with `InvalidInput` and nothing is sent.
+ * The payload is validated first; an invalid one fails with `InvalidInput` and nothing is sent. An
+ * event whose envelope exceeds `MessageSize.MaxMessageBytes` fails with `MessageTooLarge`, unsent.
  */
 export const publish = <E extends Event>(
   event: E,
   payload: E["payload"]["Type"]
-): Effect.Effect<void, BridgeError | InvalidInput, Bridge> =>
-  Effect.suspend((): Effect.Effect<void, BridgeError | InvalidInput, Bridge> => {
+): Effect.Effect<void, BridgeError | InvalidInput | MessageTooLarge, Bridge> =>
+  Effect.suspend((): Effect.Effect<void, BridgeError | InvalidInput | MessageTooLarge, Bridge> => {
     const data = event.encode(payload)
     return Result.isFailure(data)
       ? Effect.fail(new InvalidInput({ address: event.name, issue: data.failure.message }))
-      : Bridge.use((bridge) => Runtime.publishEncoded(bridge, event.name, data.success))
+      : Bridge.use((bridge) => Runtime.publishSized(bridge, event.name, data.success))
   })

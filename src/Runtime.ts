@@ -511,10 +511,9 @@ export const handleEvent = (
       const payload = decodePayload(env.data)
       if (Result.isFailure(payload)) {
         const issue = `payload fails the subscription's schema: ${issueOf(payload.failure)}`
-        return Effect.andThen(
-          reject("invalid-payload", self.service, `event ${env.id} on subscription ${subscription.name}: ${issue}`),
-          deadLetter(env, Envelope.encode(env), 0, issue)
-        )
+        const rejected = reject("invalid-payload", self.service, `event ${env.id} on subscription ${subscription.name}: ${issue}`)
+        // a dead letter is never dead-lettered again: a catch-all subscription would loop
+        return env.type === Subscription.DEAD_LETTER ? rejected : Effect.andThen(rejected, deadLetter(env, Envelope.encode(env), 0, issue))
       }
       const info: EventInfo = {
         id: env.id,

@@ -11,6 +11,7 @@ import type * as Command from "./Command.ts"
 import type { Address } from "./Envelope.ts"
 import * as Discovery from "./Discovery.ts"
 import { checkName, checkUnique, checkVersion, RESERVED_SUBSCRIPTION } from "./internal/names.ts"
+import { checkLimit, MaxMessageBytes } from "./MessageSize.ts"
 import * as Runtime from "./Runtime.ts"
 import type * as Subscription from "./Subscription.ts"
 
@@ -128,6 +129,7 @@ export const toLayer = <S extends Any, H extends Handlers<S>>(
       })
     }
     const context = yield* Effect.context<Requirements<H>>()
+    const maxBytes = checkLimit(yield* MaxMessageBytes)
     const self: Address = { service: service.name, version: service.version, instance: Runtime.newId() }
 
     // Finalizers run in reverse: deregister consumers, then drain, then interrupt what is left.
@@ -140,7 +142,13 @@ export const toLayer = <S extends Any, H extends Handlers<S>>(
       })
 
     for (const command of service.commands) {
-      const handle = Runtime.handleCommand(bridge, self, command, table[command.name] as Runtime.AnyCommandHandler)
+      const handle = Runtime.handleCommand(
+        bridge,
+        self,
+        command,
+        table[command.name] as Runtime.AnyCommandHandler,
+        maxBytes
+      )
       yield* bridge.serve(
         { service: service.name, version: service.version, command: command.name },
         (message) => track(handle(message))
@@ -153,7 +161,8 @@ export const toLayer = <S extends Any, H extends Handlers<S>>(
         self,
         subscription,
         table[subscription.name] as Runtime.AnySubscriptionHandler,
-        permits
+        permits,
+        maxBytes
       )
       yield* bridge.subscribe({
         service: service.name,

@@ -23,6 +23,7 @@ import { withContext } from "../MessageContext.ts"
 import * as Runtime from "../Runtime.ts"
 import * as Service from "../Service.ts"
 import * as Subscription from "../Subscription.ts"
+import * as Robustness from "./robustness.ts"
 import * as Routing from "./routing.ts"
 
 /** Options of the suite. */
@@ -306,6 +307,8 @@ export const run = (name: string, bridge: Layer.Layer<Bridge, BridgeError>, opti
           )
         )
       })), 120_000)
+
+    Robustness.register({ withBridge, within, quiet, skipDurable: options.skipDurable === true })
   })
 }
 
