@@ -20,12 +20,16 @@ import { withContext } from "../MessageContext.ts"
 import * as Runtime from "../Runtime.ts"
 import type * as Service from "../Service.ts"
 import { type AuthOptions, challengeOf, type Principal } from "./auth.ts"
+import { LIVE_PAGE } from "./livePage.ts"
+import * as LiveView from "./liveView.ts"
+import type { LiveViewOptions } from "./liveView.ts"
 import { document, type OpenApiInfo } from "./openapi.ts"
 import { type EdgeInfo, edgeHeaders, issuesOf, problemResponse, callErrorResponse } from "./problem.ts"
 import { type PlannedRoute, plan, type RawRequest, type Route } from "./routes.ts"
 
 // The gateway's whole API is reachable from this module: authentication, route options, problem schemas.
 export { type AuthOptions, bearer, type Principal, Unauthorized } from "./auth.ts"
+export { type CommandFigures, type LiveDocument, type LiveViewOptions, type TailEvent } from "./liveView.ts"
 export { type OpenApiInfo } from "./openapi.ts"
 export { Problem, ProblemIssue } from "./problem.ts"
 export { type Method, type Route, route, type RouteOptions } from "./routes.ts"
@@ -75,6 +79,13 @@ export interface GatewayOptions<R = never> {
   readonly accessLog?: boolean | undefined
   /** Title, version and description of the OpenAPI document. */
   readonly openapi?: OpenApiInfo | undefined
+  /**
+   * The live view: `GET /` serves a self-contained page of the live services and instances (from
+   * `Discovery`), per-command figures from this process's metrics and a tail of recent events;
+   * `GET /live.json` serves its data. `true` for the defaults (see `LiveViewOptions`). Default off:
+   * it shows every service on the bridge to anyone who can reach the gateway, without `auth`.
+   */
+  readonly liveView?: boolean | LiveViewOptions | undefined
 }
 
 /** One route of the gateway, for display (e.g. printing example requests). */
@@ -310,6 +321,9 @@ export const layer = <R = never>(
     isPublic: options.auth === undefined || r.isPublic
   }))
   const services = options.services.map((s) => `${s.name}/${s.version}`)
+  const liveView = options.liveView === undefined || options.liveView === false
+    ? undefined
+    : options.liveView === true ? {} : options.liveView
 
   const built = Effect.gen(function*() {
     const bridge = yield* Bridge
@@ -337,6 +351,15 @@ export const layer = <R = never>(
             }))
         )
         yield* router.add("GET", "/openapi.json", edged("openapi", (edge) => Effect.succeed(jsonResponse(openapi, 200, edge))))
+        if (liveView !== undefined) {
+          const live = yield* LiveView.make(bridge, options.services, liveView)
+          yield* router.add("GET", "/", HttpServerResponse.html(LIVE_PAGE))
+          yield* router.add("GET", "/live.json", edged("live", (edge) =>
+            live.pipe(
+              Effect.map((doc) => jsonResponse(doc, 200, edge)),
+              Effect.catchTag("BridgeError", (e) => Effect.succeed(problemResponse("not-ready", edge, { detail: e.message })))
+            )))
+        }
         yield* router.add("*", "*", edged("not-found", (edge) => Effect.succeed(problemResponse("not-found", edge))))
       })
     )

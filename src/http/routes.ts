@@ -101,6 +101,9 @@ export interface RawRequest {
 /** Paths the gateway serves itself. */
 export const RESERVED_PATHS: ReadonlyArray<string> = ["/healthz", "/readyz", "/openapi.json"]
 
+/** Paths the gateway serves itself when its live view is on. */
+export const LIVE_VIEW_PATHS: ReadonlyArray<string> = ["/", "/live.json"]
+
 const PARAM = /^:([A-Za-z_][A-Za-z0-9_]*)$/
 const LITERAL = /^[A-Za-z0-9._~-]+$/
 
@@ -219,6 +222,8 @@ export interface PlanOptions {
   readonly routes?: ReadonlyArray<Route> | undefined
   readonly errorStatus?: Readonly<Record<string, number>> | undefined
   readonly timeout?: Duration.Input | undefined
+  /** When on, `GET /` and `GET /live.json` belong to the gateway. */
+  readonly liveView?: boolean | object | undefined
 }
 
 /** Resolves every command of the services into a route. Throws a `DefinitionError` on any conflict. */
@@ -232,7 +237,8 @@ export const plan = (options: PlanOptions): ReadonlyArray<PlannedRoute> => {
   }
   for (const [tag, status] of Object.entries(options.errorStatus ?? {})) checkStatus(`gateway errorStatus.${tag}`, status, 400, 599)
 
-  const seen = new Map<string, string>(RESERVED_PATHS.map((path) => [`GET ${path}`, "the gateway itself"]))
+  const reserved = options.liveView === undefined || options.liveView === false ? RESERVED_PATHS : [...RESERVED_PATHS, ...LIVE_VIEW_PATHS]
+  const seen = new Map<string, string>(reserved.map((path) => [`GET ${path}`, "the gateway itself"]))
   const used = new Set<Command.Any>()
   const planned = options.services.flatMap((service) =>
     service.commands.map((command): PlannedRoute => {
