@@ -60,10 +60,10 @@ export const contextOf = (env: Envelope.Envelope, self: Address): MessageContext
  * The envelope fields every outgoing message inherits from the current context; its `traceparent`
  * names the fiber's current span (the message's own `herald.invoke`/`herald.publish` span).
  */
-const outgoing = (ctx: MessageContextShape, id: string, fiber: Fiber.Fiber<unknown, unknown>) => {
+const outgoing = (ctx: MessageContextShape, id: string, span: Telemetry.Span) => {
   const sender = ctx.self ?? ANONYMOUS
   const correlationId = ctx.correlationId ?? id
-  Telemetry.annotateMessage(fiber, id, correlationId, ctx.tenantId)
+  Telemetry.annotateSpan(span, id, correlationId, ctx.tenantId)
   return {
     id,
     source: Envelope.sourceOf(sender),
@@ -72,7 +72,7 @@ const outgoing = (ctx: MessageContextShape, id: string, fiber: Fiber.Fiber<unkno
     causationId: ctx.messageId,
     principalId: ctx.principalId,
     tenantId: ctx.tenantId,
-    traceparent: Telemetry.traceparentOf(fiber) ?? ctx.traceparent,
+    traceparent: Telemetry.formatTraceparent(span) ?? ctx.traceparent,
     tracestate: ctx.tracestate
   }
 }
@@ -162,10 +162,10 @@ export const invoke = <C extends Command.Any>(
   const timeout = () => Effect.fail(new Timeout({ address: key, timeoutMs: options.timeoutMs }))
   const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
   const what = `command ${key}`
-  return Telemetry.observeCall(Telemetry.callInstruments(key, address), Effect.withFiber((fiber) => {
+  return Telemetry.observeCall(Telemetry.callInstruments(key, address), (span) => Effect.withFiber((fiber) => {
     const data = command.wire.encodeInput(input)
     if (Result.isFailure(data)) return Effect.fail(new InvalidInput({ address: key, issue: issueOf(data.failure) }))
-    const base = outgoing(fiber.getRef(MessageContext), newId(), fiber)
+    const base = outgoing(fiber.getRef(MessageContext), newId(), span)
     const attempt = Effect.withFiber((fiber) => {
       const now = nowOf(fiber)
       const expiresAt = now + options.timeoutMs
@@ -203,9 +203,9 @@ export const publishSized = (
   data: unknown,
   maxBytes?: number
 ): Effect.Effect<void, BridgeError | MessageTooLarge> =>
-  Telemetry.observePublish(eventName, Effect.withFiber<void, BridgeError | MessageTooLarge>((fiber) => {
+  Telemetry.observePublish(eventName, (span) => Effect.withFiber<void, BridgeError | MessageTooLarge>((fiber) => {
     const envelope: Envelope.Envelope = {
-      ...outgoing(fiber.getRef(MessageContext), newId(), fiber),
+      ...outgoing(fiber.getRef(MessageContext), newId(), span),
       kind: "event",
       type: eventName,
       time: nowOf(fiber),

@@ -8,9 +8,6 @@ import type { Address, Envelope, ReplyStatus } from "../Envelope.ts"
 import { MessageContext } from "../MessageContext.ts"
 import * as Metrics from "../Metrics.ts"
 
-/** Trace options for `withParentSpan`: no stack capture on the hot path. */
-export const NO_STACK: Tracer.TraceOptions = { captureStackTrace: false }
-
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$/
 const ZERO_TRACE = "00000000000000000000000000000000"
 const ZERO_SPAN = "0000000000000000"
@@ -29,21 +26,25 @@ export const parseTraceparent = (traceparent: string | undefined): Tracer.Extern
   return Tracer.externalSpan({ traceId, spanId, sampled: (parseInt(flags, 16) & 1) === 1 })
 }
 
-const HEX_TRACE = /^[0-9a-f]{32}$/
-const HEX_SPAN = /^[0-9a-f]{16}$/
-
 /**
- * The W3C `traceparent` of a span, or `undefined` when the span carries no W3C ids (the no-op span
- * of a disabled tracer, or a custom tracer with other id formats).
+ * The W3C `traceparent` of a span, or `undefined` when the span carries no W3C-sized ids (the
+ * no-op span of a disabled tracer, or a custom tracer with other id formats). Effect's native and
+ * OpenTelemetry spans have 32/16 lower-case hex ids, so only the lengths are checked.
  */
 export const formatTraceparent = (span: Tracer.AnySpan): string | undefined => {
   const traceId = span.traceId
   const spanId = span.spanId
-  if (traceId.length !== 32 || spanId.length !== 16 || !HEX_TRACE.test(traceId) || !HEX_SPAN.test(spanId)) {
-    return undefined
-  }
+  if (traceId.length !== 32 || spanId.length !== 16) return undefined
   return `00-${traceId}-${spanId}-${span.sampled ? "01" : "00"}`
 }
+
+/** Runs an effect with a span as its parent (no stack-frame bookkeeping: one context update). */
+const inSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, span: Tracer.Span): Effect.Effect<A, E, R> =>
+  Effect.provideService(effect, Tracer.ParentSpan, span)
+
+/** Start of a span in nanoseconds of the fiber's clock (the span's own start when it has one). */
+const startOf = (fiber: Fiber.Fiber<unknown, unknown>, span: Tracer.Span): bigint =>
+  span.status.startTime > 0n ? span.status.startTime : nanosOf(fiber)
 
 /** The span the fiber currently runs in, if any. */
 export const currentSpanOf = (fiber: Fiber.Fiber<unknown, unknown>): Tracer.AnySpan | undefined =>
@@ -94,29 +95,13 @@ export const outcomeOf = (exit: Exit.Exit<unknown, unknown>): string => {
 // span names and attributes (documented in the README, "Observability")
 // ---------------------------------------------------------------------------------------------
 
-/** Sets the per-message attributes on the span the fiber runs in (a no-op outside a span). */
-export const annotateMessage = (
-  fiber: Fiber.Fiber<unknown, unknown>,
-  id: string,
-  correlationId: string,
-  tenantId: string | undefined
-): void => {
-  const span = currentSpanOf(fiber)
-  if (span === undefined || span._tag !== "Span") return
-  annotateSpan(span, id, correlationId, tenantId)
-}
-
-const annotateSpan = (span: Tracer.Span, id: string, correlationId: string, tenantId: string | undefined): void => {
+/** Sets the per-message attributes (message id, correlation id, tenant) on a span. */
+export const annotateSpan = (span: Tracer.Span, id: string, correlationId: string, tenantId: string | undefined): void => {
   span.attribute("herald.message_id", id)
   span.attribute("herald.correlation_id", correlationId)
   if (tenantId !== undefined) span.attribute("herald.tenant_id", tenantId)
 }
 
-/** The W3C `traceparent` of the span the fiber runs in, if it has W3C ids. */
-export const traceparentOf = (fiber: Fiber.Fiber<unknown, unknown>): string | undefined => {
-  const span = currentSpanOf(fiber)
-  return span === undefined ? undefined : formatTraceparent(span)
-}
 
 // caller side ------------------------------------------------------------------------------------
 
@@ -152,16 +137,20 @@ export const callInstruments = (key: string, address: CommandAddress): CallInstr
 
 /**
  * Runs one invocation in its `herald.invoke` span (a child of the current span, or of the
- * context's `traceparent` at top level) and records its outcome and duration.
+ * context's `traceparent` at top level) and records its outcome and duration. The span is passed
+ * to `effect` (for the outgoing `traceparent`) rather than provided as a parent: nothing inside an
+ * invocation opens spans, and skipping the context update keeps the hot path short.
  */
-export const observeCall = <A, E, R>(instruments: CallInstruments, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+export const observeCall = <A, E, R>(
+  instruments: CallInstruments,
+  effect: (span: Tracer.Span) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
   Effect.withFiber((fiber) => {
-    const start = nanosOf(fiber)
     const options = withRemoteParent(fiber, instruments.spanOptions, fiber.getRef(MessageContext).traceparent)
     return Effect.useSpan(instruments.spanName, options, (span) =>
-      Effect.onExit(Effect.withParentSpan(effect, span, NO_STACK), (exit) => {
+      Effect.onExit(effect(span), (exit) => {
         instruments.series.calls(outcomeOf(exit)).updateUnsafe(1, fiber.context)
-        instruments.series.duration.updateUnsafe(secondsSince(fiber, start), fiber.context)
+        instruments.series.duration.updateUnsafe(secondsSince(fiber, startOf(fiber, span)), fiber.context)
         return Effect.void
       }))
   })
@@ -198,14 +187,20 @@ const publishedCounter = (instruments: PublishInstruments, service: string, even
   return counter
 }
 
-/** Runs one publish in its `herald.publish <event>` span and counts it when it succeeds. */
-export const observePublish = <A, E, R>(eventName: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+/**
+ * Runs one publish in its `herald.publish <event>` span (passed to `effect`, like `observeCall`)
+ * and counts it when it succeeds.
+ */
+export const observePublish = <A, E, R>(
+  eventName: string,
+  effect: (span: Tracer.Span) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
   Effect.withFiber((fiber) => {
     const instruments = publishInstruments(eventName)
     const ctx = fiber.getRef(MessageContext)
     const options = withRemoteParent(fiber, instruments.spanOptions, ctx.traceparent)
     return Effect.useSpan(instruments.spanName, options, (span) =>
-      Effect.onExit(Effect.withParentSpan(effect, span, NO_STACK), (exit) => {
+      Effect.onExit(effect(span), (exit) => {
         if (Exit.isSuccess(exit)) {
           publishedCounter(instruments, ctx.self?.service ?? "client", eventName).updateUnsafe(1, fiber.context)
         }
@@ -242,14 +237,13 @@ export const observeHandling = <A, E, R>(
   effect: Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, R> =>
   Effect.withFiber((fiber) => {
-    const start = nanosOf(fiber)
     const { duration, inFlight } = instruments.series
     inFlight.modifyUnsafe(1, fiber.context)
     return Effect.useSpan(instruments.spanName, remoteParent(instruments.spanOptions, env.traceparent), (span) => {
       annotateSpan(span, env.id, env.correlationId, env.tenantId)
-      return Effect.onExit(Effect.withParentSpan(effect, span, NO_STACK), () => {
+      return Effect.onExit(inSpan(effect, span), () => {
         inFlight.modifyUnsafe(-1, fiber.context)
-        duration.updateUnsafe(secondsSince(fiber, start), fiber.context)
+        duration.updateUnsafe(secondsSince(fiber, startOf(fiber, span)), fiber.context)
         return Effect.void
       })
     })
@@ -301,6 +295,9 @@ export const observeDelivery = <A, E, R>(
     instruments.series.lag.updateUnsafe(Math.max(0, now - env.time) / 1000, fiber.context)
     return Effect.useSpan(instruments.spanName, remoteParent(instruments.spanOptions, env.traceparent), (span) => {
       annotateSpan(span, env.id, env.correlationId, env.tenantId)
-      return Effect.withParentSpan(effect, span, NO_STACK)
+      return inSpan(effect, span)
     })
   })
+
+/** A span as the runtime sees it. */
+export type Span = Tracer.Span
