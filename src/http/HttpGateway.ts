@@ -9,7 +9,7 @@
  * problem document (400 invalid input, 401, 404, 413, 500, 502, 503 no responder, 504 timeout).
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { ByteSize, Cause, Context, Data, Duration, Effect, Layer, Option, Ref, Result } from "effect"
+import { ByteSize, Cause, Context, Data, Duration, Effect, Layer, Metric, Option, Ref, Result } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { HttpServerError } from "effect/http"
 import type { OpenApi } from "effect/http-api"
@@ -22,6 +22,7 @@ import type * as Service from "../Service.ts"
 import { type AuthOptions, challengeOf, type Principal } from "./auth.ts"
 import { LIVE_PAGE } from "./livePage.ts"
 import * as LiveView from "./liveView.ts"
+import * as Prometheus from "./prometheus.ts"
 import type { LiveViewOptions } from "./liveView.ts"
 import { document, type OpenApiInfo } from "./openapi.ts"
 import { type EdgeInfo, edgeHeaders, issuesOf, problemResponse, callErrorResponse } from "./problem.ts"
@@ -77,6 +78,11 @@ export interface GatewayOptions<R = never> {
   readonly cors?: boolean | CorsOptions | undefined
   /** Log one line per request (Effect's `HttpMiddleware.logger`). Default `false`. */
   readonly accessLog?: boolean | undefined
+  /**
+   * Serve `GET /metrics`: every Effect metric of this process (Herald's and the application's) in the
+   * Prometheus text exposition format, unauthenticated like `/healthz`. Default `true`.
+   */
+  readonly metrics?: boolean | undefined
   /** Title, version and description of the OpenAPI document. */
   readonly openapi?: OpenApiInfo | undefined
   /**
@@ -111,7 +117,8 @@ export class Gateway extends Context.Service<Gateway, {
 /** The OpenAPI document of a gateway with these options, without running it. */
 export const openApi = <R>(
   options: Omit<GatewayOptions<R>, "port"> & { readonly port?: number | undefined }
-): OpenApi.OpenAPISpec => document({ routes: plan(options), auth: options.auth, info: options.openapi })
+): OpenApi.OpenAPISpec =>
+  document({ routes: plan(options), auth: options.auth, info: options.openapi, metrics: options.metrics })
 
 type Phase = "starting" | "ready" | "draining"
 
@@ -305,7 +312,12 @@ export const layer = <R = never>(
   options: GatewayOptions<R>
 ): Layer.Layer<Gateway, HttpServerError.ServeError, Bridge | Exclude<R, HttpServerRequest.HttpServerRequest>> => {
   const routes = plan(options)
-  const openapi = document({ routes, auth: options.auth as AuthOptions<unknown> | undefined, info: options.openapi })
+  const openapi = document({
+    routes,
+    auth: options.auth as AuthOptions<unknown> | undefined,
+    info: options.openapi,
+    metrics: options.metrics
+  })
   const maxBodySize = options.maxBodySize ?? 1024 * 1024
   if (!Number.isSafeInteger(maxBodySize) || maxBodySize <= 0) {
     throw new DefinitionError(`gateway maxBodySize ${maxBodySize} must be a positive integer (bytes)`)
@@ -351,6 +363,14 @@ export const layer = <R = never>(
             }))
         )
         yield* router.add("GET", "/openapi.json", edged("openapi", (edge) => Effect.succeed(jsonResponse(openapi, 200, edge))))
+        if (options.metrics !== false) {
+          yield* router.add("GET", "/metrics", edged("metrics", (edge) =>
+            Effect.map(Metric.snapshot, (snapshots) =>
+              HttpServerResponse.text(Prometheus.render(snapshots), {
+                contentType: Prometheus.CONTENT_TYPE,
+                headers: edgeHeaders(edge)
+              }))))
+        }
         if (liveView !== undefined) {
           const live = yield* LiveView.make(bridge, options.services, liveView)
           yield* router.add("GET", "/", HttpServerResponse.html(LIVE_PAGE))

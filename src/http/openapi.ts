@@ -53,6 +53,8 @@ export interface DocumentOptions {
   readonly routes: ReadonlyArray<PlannedRoute>
   readonly auth?: AuthOptions<unknown> | undefined
   readonly info?: OpenApiInfo | undefined
+  /** Whether the gateway serves `GET /metrics` (default true). */
+  readonly metrics?: boolean | undefined
 }
 
 /** The gateway's OpenAPI 3.1 document. */
@@ -146,12 +148,23 @@ export const document = (options: DocumentOptions): OpenApi.OpenAPISpec => {
     responses: { [status]: { description, headers: edgeHeaders, content: json(schema) } }
   })
   const status = { type: "object", properties: { status: { type: "string" } }, required: ["status"] }
-  const [healthz, readyz, openapi] = RESERVED_PATHS
+  const [healthz, readyz, openapi, metrics] = RESERVED_PATHS
   paths[healthz!] = { get: plain("healthz: the process is up", 200, status) }
   const ready = plain("readyz: bridge connected, routes registered, not draining", 200, status)
   ready.responses[503] = problem("not-ready", " (starting, draining, or the bridge is not connected)")
   paths[readyz!] = { get: ready }
   paths[openapi!] = { get: plain("openapi: this document", 200, { type: "object" }) }
+  if (options.metrics !== false) {
+    const description = "metrics: every metric of this process in the Prometheus text exposition format (version 0.0.4)"
+    paths[metrics!] = {
+      get: {
+        ...plain(description, 200, { type: "string" }),
+        responses: {
+          200: { description, headers: edgeHeaders, content: { "text/plain; version=0.0.4": { schema: { type: "string" } } } }
+        }
+      }
+    }
+  }
 
   return {
     openapi: "3.1.0",

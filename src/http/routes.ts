@@ -99,7 +99,7 @@ export interface RawRequest {
 }
 
 /** Paths the gateway serves itself. */
-export const RESERVED_PATHS: ReadonlyArray<string> = ["/healthz", "/readyz", "/openapi.json"]
+export const RESERVED_PATHS: ReadonlyArray<string> = ["/healthz", "/readyz", "/openapi.json", "/metrics"]
 
 /** Paths the gateway serves itself when its live view is on. */
 export const LIVE_VIEW_PATHS: ReadonlyArray<string> = ["/", "/live.json"]
