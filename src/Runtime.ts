@@ -35,11 +35,15 @@ export const rejectedMessages = Metrics.rejectedMessages
 /** Events sent to the dead-letter stream (re-exported from `Metrics`). */
 export const deadLetters = Metrics.deadLetters
 
-const reject = (reason: string, service: string, detail: string) =>
+/** Counts and logs a dropped message; its payload joins the log line only when `LogPayloads` is on. */
+const reject = (reason: string, service: string, detail: string, payload?: () => unknown) =>
   Effect.andThen(
     Metric.update(Metric.withAttributes(rejectedMessages, { reason, service }), 1),
-    Effect.logWarning(`herald: ${service} dropped a message (${reason}): ${detail}`)
+    Telemetry.logBadMessage(`herald: ${service} dropped a message (${reason}): ${detail}`, payload)
   )
+
+/** The first 4 KiB of undecodable bytes as text, for a log line that opted in to payloads. */
+const rawText = (bytes: Uint8Array) => () => new TextDecoder().decode(bytes.subarray(0, 4096))
 
 /** The sender of messages sent outside any handler. */
 export const ANONYMOUS: Address = { service: "client", version: "0" }
@@ -276,7 +280,7 @@ export const handleCommand = (
       const tooLarge = exceeds(`command ${key}`, message.bytes, maxBytes)
       if (tooLarge !== undefined) return refuseTooLarge(message, tooLarge)
       const decoded = Codec.json.decode(message.bytes)
-      if (Result.isFailure(decoded)) return reject("undecodable", self.service, decoded.failure.reason)
+      if (Result.isFailure(decoded)) return reject("undecodable", self.service, decoded.failure.reason, rawText(message.bytes))
       const env = decoded.success
       if (env.kind !== "command" || env.type !== command.name) {
         return reject("unexpected", self.service, `${env.kind} ${env.type} on command ${command.name}`)
@@ -473,8 +477,9 @@ export const handleEvent = (
       ))
     }
     return Effect.andThen(failedFinally, Effect.andThen(
-      Effect.logWarning(
-        `herald: ${self.service} subscription ${subscription.name} gave up on event ${env.id} after ${attempts} attempts`
+      Telemetry.logBadMessage(
+        `herald: ${self.service} subscription ${subscription.name} gave up on event ${env.id} after ${attempts} attempts`,
+        () => env.data
       ),
       deadLetter(env, Envelope.encode(env), attempts, summary(cause), Cause.pretty(cause))
     ))
@@ -490,7 +495,7 @@ export const handleEvent = (
       }
       const decoded = Codec.json.decode(message.bytes)
       if (Result.isFailure(decoded)) {
-        const rejected = reject("undecodable", self.service, decoded.failure.reason)
+        const rejected = reject("undecodable", self.service, decoded.failure.reason, rawText(message.bytes))
         return subscription.durable
           ? Effect.andThen(rejected, deadLetter(undefined, { base64: base64(message.bytes) }, 0, decoded.failure.message))
           : rejected

@@ -301,3 +301,22 @@ export const observeDelivery = <A, E, R>(
 
 /** A span as the runtime sees it. */
 export type Span = Tracer.Span
+
+/**
+ * Whether Herald's log lines about bad messages may include their payload. Default `false`:
+ * payloads are never logged unless the application opts in (`Observability.layer({ logs: { payloads: true } })`).
+ */
+export const LogPayloads: Context.Reference<boolean> = Context.Reference<boolean>("herald/LogPayloads", {
+  defaultValue: () => false
+})
+
+/**
+ * Logs a warning about a bad message (dropped, rejected, dead-lettered), with `{ payload }` appended
+ * only when `LogPayloads` is on.
+ */
+export const logBadMessage = (message: string, payload?: () => unknown): Effect.Effect<void> =>
+  payload === undefined
+    ? Effect.logWarning(message)
+    : Effect.withFiber((fiber) =>
+      fiber.getRef(LogPayloads) ? Effect.logWarning(message, { payload: payload() }) : Effect.logWarning(message)
+    )
