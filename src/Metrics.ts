@@ -6,7 +6,7 @@
  * the per-message cost is one registry lookup per update. Read them with `Metric.snapshot`, the
  * gateway's `GET /metrics`, or an OTLP exporter (`Observability.layer`).
  */
-import { Metric } from "effect"
+import { type Context, Metric } from "effect"
 
 /** Latency buckets in seconds, from 0.5 ms to 10 s. */
 export const LATENCY_BOUNDARIES: ReadonlyArray<number> = [
@@ -108,9 +108,12 @@ export const rejectedMessages = Metric.counter("herald_messages_rejected_total",
   incremental: true
 })
 
-/** 1 while the bridge is connected to its broker, 0 while it is not, by `bridge` (`nats`, `mqtt`, `amqp`, `memory`). */
+/**
+ * Bridge connections of this process that are up, by `bridge` (`nats`, `mqtt`, `amqp`, `memory`):
+ * 1 while the (usual single) bridge is connected to its broker, 0 while it is not.
+ */
 export const bridgeConnected = Metric.gauge("herald_bridge_connected", {
-  description: "1 while the bridge is connected to its broker, 0 otherwise"
+  description: "Bridge connections that are up: 1 while the bridge is connected to its broker, 0 otherwise"
 })
 
 /** Reconnections of a bridge to its broker after a lost connection, by `bridge`. */
@@ -205,3 +208,36 @@ export const bridgeSeries = (bridge: string): BridgeSeries => ({
   connected: Metric.withAttributes(bridgeConnected, { bridge }),
   reconnects: Metric.withAttributes(bridgeReconnects, { bridge })
 })
+
+/** Keeps `herald_bridge_connected` and `herald_bridge_reconnects_total` of one bridge connection. */
+export interface ConnectionTracker {
+  /** The connection is up; after a loss this counts a reconnect (idempotent while up). */
+  readonly connected: () => void
+  /** The connection is down or closed (idempotent). */
+  readonly disconnected: () => void
+}
+
+/**
+ * Tracks one connection of a bridge: it adds 1 to `herald_bridge_connected{bridge}` while up, so
+ * several bridges of one kind in a process add up, and counts reconnections. `context` is the
+ * bridge's context (for the metric registry), captured once when the bridge is built.
+ */
+export const connectionTracker = (bridge: string, context: Context.Context<never>): ConnectionTracker => {
+  const series = bridgeSeries(bridge)
+  let up = false
+  let wasUp = false
+  return {
+    connected: () => {
+      if (up) return
+      if (wasUp) series.reconnects.updateUnsafe(1, context)
+      up = true
+      wasUp = true
+      series.connected.modifyUnsafe(1, context)
+    },
+    disconnected: () => {
+      if (!up) return
+      up = false
+      series.connected.modifyUnsafe(-1, context)
+    }
+  }
+}

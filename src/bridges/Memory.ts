@@ -24,6 +24,7 @@ import {
   type SubscriptionSpec
 } from "../Bridge.ts"
 import { BridgeError, NoResponder } from "../BridgeError.ts"
+import * as Metrics from "../Metrics.ts"
 
 type Run = <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
 
@@ -86,9 +87,12 @@ export const make: Effect.Effect<BridgeShape, never, Scope.Scope> = Effect.gen(f
   let closed = false
   const closedError = (what: string) => new BridgeError({ bridge: "memory", reason: `${what}: the bridge is closed` })
 
+  const tracker = Metrics.connectionTracker("memory", yield* Effect.context<never>())
+  tracker.connected()
   yield* Effect.addFinalizer(() =>
     Effect.sync(() => {
       closed = true
+      tracker.disconnected()
       servers.clear()
       groups.clear()
     })

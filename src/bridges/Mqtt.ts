@@ -19,6 +19,7 @@ import { Clock, Deferred, Duration, Effect, Exit, Layer, Scheduler, Scope } from
 import { connect, type IClientOptions, type IClientPublishOptions, type IPublishPacket, type MqttClient } from "mqtt"
 import { addressKey, Bridge, type BridgeShape, type Health } from "../Bridge.ts"
 import { BridgeError, NoResponder } from "../BridgeError.ts"
+import * as Metrics from "../Metrics.ts"
 import { makeDurables, type Run } from "../internal/mqttDurable.ts"
 import { makePresence } from "../internal/mqttPresence.ts"
 import * as Topics from "../internal/mqttTopics.ts"
@@ -204,6 +205,7 @@ export const make = (config: MqttBridgeConfig = {}): Effect.Effect<BridgeShape, 
     const inbox = Topics.inboxTopic(prefix, clientId)
     const presenceTopic = Topics.presenceTopic(prefix, clientId)
     const graceMs = s.reconnectMs + 1000
+    const tracker = Metrics.connectionTracker("mqtt", yield* Effect.context<never>())
 
     let health: Health = "reconnecting"
     let closed = false
@@ -245,6 +247,7 @@ export const make = (config: MqttBridgeConfig = {}): Effect.Effect<BridgeShape, 
         yield* bestEffort(timeoutMs, announce)
         closed = true
         health = "closed"
+        tracker.disconnected()
         for (const resume of [...pending.values()]) resume(Effect.fail(fail("request: the bridge closed")))
         pending.clear()
         Deferred.doneUnsafe(gate, Exit.void)
@@ -304,6 +307,7 @@ export const make = (config: MqttBridgeConfig = {}): Effect.Effect<BridgeShape, 
         presence.prune(g)
         leases.prune(g)
         health = "connected"
+        tracker.connected()
         Deferred.doneUnsafe(gate, Exit.void)
       })
 
@@ -311,6 +315,7 @@ export const make = (config: MqttBridgeConfig = {}): Effect.Effect<BridgeShape, 
     client.on("close", () => {
       if (closed || !Deferred.isDoneUnsafe(gate)) return
       health = "reconnecting"
+      tracker.disconnected()
       gate = Deferred.makeUnsafe<void>()
       run(Effect.logWarning(`herald: mqtt connection to ${s.url} lost (${lastError}); reconnecting`))
     })

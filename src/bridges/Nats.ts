@@ -19,6 +19,7 @@ import type { Context, Fiber, Scope } from "effect"
 import { Cause, Clock, Deferred, Duration, Effect, Exit, Layer, Option, Schedule, Stream } from "effect"
 import { addressKey, Bridge, type BridgeShape, type Health, type SubscriptionSpec } from "../Bridge.ts"
 import { BridgeError, NoResponder } from "../BridgeError.ts"
+import * as Metrics from "../Metrics.ts"
 import * as Subjects from "../internal/natsSubjects.ts"
 
 /** Options of the NATS bridge. Every option has a default; `NatsBridge.layer()` talks to a local server. */
@@ -210,6 +211,9 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
       (nc) => Effect.andThen(bestEffort(drainMs, () => nc.drain()), bestEffort(drainMs, () => nc.close()))
     )
     conn = nc
+    const tracker = Metrics.connectionTracker("nats", yield* Effect.context<never>())
+    tracker.connected()
+    yield* Effect.addFinalizer(() => Effect.sync(tracker.disconnected))
 
     const pending = new Map<string, Pending>()
     const failPending = (reason: string) => {
@@ -225,9 +229,12 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
         Effect.map(Clock.currentTimeMillis, (now) => {
           if (status.type === "disconnect" || status.type === "reconnecting" || status.type === "staleConnection") {
             health = "reconnecting"
+            tracker.disconnected()
             if (Deferred.isDoneUnsafe(gate)) gate = Deferred.makeUnsafe<void>()
           } else if (status.type === "reconnect" || status.type === "close") {
             health = status.type === "close" ? "closed" : "connected"
+            if (status.type === "close") tracker.disconnected()
+            else tracker.connected()
             reconnectedAt = now
             Deferred.doneUnsafe(gate, Exit.void)
             if (status.type === "close") failPending("the connection closed")

@@ -11,6 +11,7 @@ import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from "amqp
 import type { Context, Fiber, Scope } from "effect"
 import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberSet, Schedule, Semaphore } from "effect"
 import { BridgeError } from "../BridgeError.ts"
+import * as Metrics from "../Metrics.ts"
 import * as Topology from "./amqpTopology.ts"
 
 /** The name of the AMQP bridge, as it appears in its errors. */
@@ -128,10 +129,12 @@ export const make = (options: SupervisorOptions): Effect.Effect<Supervisor, neve
     let nextTarget = 0
     const resources = new Set<Resource>()
     const lock = yield* Semaphore.make(1)
+    const tracker = Metrics.connectionTracker("amqp", yield* Effect.context<never>())
     // closing: registered before the background fibers, so it runs after they are interrupted
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         closing = true
+        tracker.disconnected()
         Deferred.doneUnsafe(gate, Exit.void)
         options.onClose()
         const last = live
@@ -200,6 +203,7 @@ export const make = (options: SupervisorOptions): Effect.Effect<Supervisor, neve
       Effect.map(Clock.currentTimeMillis, (now) => {
         if (closing) return void next.model.close().catch(noop)
         live = next
+        tracker.connected()
         if (reconnected) reconnectedAt = now
         Deferred.doneUnsafe(gate, Exit.void)
       })
@@ -223,6 +227,7 @@ export const make = (options: SupervisorOptions): Effect.Effect<Supervisor, neve
           const reason = yield* Deferred.await(current.closed)
           if (closing) return
           live = undefined
+          tracker.disconnected()
           gate = Deferred.makeUnsafe<void>()
           options.onLost(current)
           yield* Effect.logWarning(`herald: amqp connection lost (${reason}); reconnecting`)
