@@ -18,7 +18,7 @@ import { join } from "node:path"
 import * as NatsBridge from "../../src/bridges/Nats.ts"
 import { Bridge, Client, Event, Service } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive } from "../fixtures.ts"
-import { steadyLoad } from "./faults.ts"
+import { deliveryLog, steadyLoad } from "./faults.ts"
 import { eventSub, eventually } from "./support.ts"
 
 /** The Debian package's server binary; the tests of the single server use the same one. */
@@ -128,12 +128,12 @@ describe("NatsBridge on a three-node cluster", () => {
           NatsBridge.layer({ servers, subjectPrefix: "cluster", streamReplicas: 3, reconnectMaxWait: "1 second", timeout: "10 seconds" })
         const Tick = Event.make("fault.tick", Added)
         const Sink = Service.make("fault-sink", "1", { subscriptions: [eventSub("ticks", "fault.tick", { durable: true })] })
-        const deliveries: Array<number> = []
+        const deliveries = deliveryLog()
         const serving = yield* Layer.build(bridge(a.url))
         yield* Layer.build(
           Layer.mergeAll(
             CalculatorLive(),
-            Service.toLayer(Sink, { ticks: (p) => Effect.andThen(Effect.sleep("20 millis"), Effect.sync(() => void deliveries.push(p.sum))) })
+            Service.toLayer(Sink, { ticks: (p) => Effect.andThen(Effect.sleep("20 millis"), deliveries.record(p.sum)) })
           )
         ).pipe(Effect.provide(serving))
         assert.strictEqual((yield* info("CLUSTER_EVENTS")).config.num_replicas, 3)
