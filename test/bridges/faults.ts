@@ -73,7 +73,8 @@ const ALLOWED = ["ok", "Timeout", "NoResponder", "BridgeError"]
 export const formatFigures = (name: string, f: FaultFigures): string => {
   const outcomes = Object.entries(f.outcomes).sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${k} ${n}`).join(", ")
   return `fault ${name}: calls ${f.calls} (${outcomes}), slowest ${f.slowestCall} ms; events published+acked ${f.published}` +
-    ` (refused ${f.refused}), delivered ${f.delivered}, lost ${f.lost}, duplicated ${f.duplicated}; recovery: calls ${f.recovery} ms, events ${f.eventRecovery} ms`
+    ` (refused ${f.refused}), delivered ${f.delivered}, lost ${f.lost}, duplicated ${f.duplicated};` +
+    ` recovery: calls ${f.recovery} ms, events ${f.eventRecovery} ms`
 }
 
 interface CallRecord {
@@ -154,7 +155,8 @@ export const steadyLoad = (calc: Calc, publish: (sum: number) => Effect.Effect<v
           lost: missing().length,
           duplicated: deliveries.length - new Set(deliveries).size,
           recovery: firstOk - since,
-          eventRecovery: Math.min(...log.entries.filter((e) => (publishedAt.get(e.sum) ?? -Infinity) >= since).map((e) => e.at)) - since
+          eventRecovery: Math.min(...log.entries.filter((e) => (publishedAt.get(e.sum) ?? -Infinity) >= since).map((e) => e.at)) -
+            since
         }
         console.log(formatFigures(name, figures))
         for (const c of calls) {
