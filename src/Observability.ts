@@ -19,10 +19,10 @@ import { Config, ConfigProvider, Context, type Duration, Effect, Layer, Logger, 
 import type { HttpClient } from "effect/http"
 import { FetchHttpClient } from "effect/http"
 import { OtlpLogger, OtlpMetrics, OtlpSerialization, OtlpTracer } from "effect/observability"
-import { LogPayloads } from "./internal/telemetry.ts"
+import { LogPayloads, type SpanMode, Spans } from "./internal/telemetry.ts"
 import { MessageContext } from "./MessageContext.ts"
 
-export { LogPayloads } from "./internal/telemetry.ts"
+export { LogPayloads, type SpanMode, Spans } from "./internal/telemetry.ts"
 
 /** OTLP/HTTP (JSON) export to a collector. */
 export interface OtlpOptions {
@@ -64,6 +64,11 @@ export interface LogOptions {
 export interface ObservabilityOptions {
   readonly otlp?: OtlpOptions | undefined
   readonly logs?: LogOptions | undefined
+  /**
+   * When Herald opens its spans (`SpanMode`). Default `auto`: when a tracer collects them (`otlp`
+   * traces, or any tracer you install) or structured logs (`json`, `logfmt`) need their ids.
+   */
+  readonly spans?: SpanMode | undefined
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,8 +167,18 @@ export const logfmtLogger: Logger.Logger<unknown, void> = Logger.withConsoleLog(
 // layers
 // ---------------------------------------------------------------------------------------------
 
-/** The logging part of `layer`: logger, minimum level and payload opt-in. */
-export const logsLayer = (options: LogOptions): Layer.Layer<never> => {
+const structured = (options: LogOptions | undefined): boolean =>
+  options !== undefined && (options.format === undefined || options.format === "json" || options.format === "logfmt")
+
+/**
+ * The logging part of `layer`: logger, minimum level and payload opt-in. Structured formats (`json`,
+ * `logfmt`) also turn Herald's spans on (`Spans` = `always`): their ids and attributes are what
+ * the log lines carry.
+ */
+export const logsLayer = (options: LogOptions): Layer.Layer<never> =>
+  Layer.merge(logsOnly(options), structured(options) ? Layer.succeed(Spans, "always") : Layer.empty)
+
+const logsOnly = (options: LogOptions): Layer.Layer<never> => {
   const format = options.format ?? "json"
   const logger = format === "json"
     ? Logger.layer([jsonLogger])
@@ -209,11 +224,14 @@ export const otlpLayer = (options: OtlpOptions): Layer.Layer<never> => {
  * Exports and logs as configured. An empty object (or every part absent) changes nothing: OTLP
  * export is off unless `otlp` is given, Effect's logger stays unless `logs` is given.
  */
-export const layer = (options: ObservabilityOptions): Layer.Layer<never> =>
-  Layer.mergeAll(
-    options.logs === undefined ? Layer.empty : logsLayer(options.logs),
-    options.otlp === undefined ? Layer.empty : otlpLayer(options.otlp)
+export const layer = (options: ObservabilityOptions): Layer.Layer<never> => {
+  const spans = options.spans ?? (structured(options.logs) ? "always" : undefined)
+  return Layer.mergeAll(
+    options.logs === undefined ? Layer.empty : logsOnly(options.logs),
+    options.otlp === undefined ? Layer.empty : otlpLayer(options.otlp),
+    spans === undefined ? Layer.empty : Layer.succeed(Spans, spans)
   )
+}
 
 const invalid = (message: string) => Config.fail(new ConfigProvider.SourceError({ message }))
 

@@ -62,12 +62,13 @@ export const contextOf = (env: Envelope.Envelope, self: Address): MessageContext
 
 /**
  * The envelope fields every outgoing message inherits from the current context; its `traceparent`
- * names the fiber's current span (the message's own `herald.invoke`/`herald.publish` span).
+ * names the message's own `herald.invoke`/`herald.publish` span, or is the context's when there is
+ * none (tracing off).
  */
-const outgoing = (ctx: MessageContextShape, id: string, span: Telemetry.Span) => {
+const outgoing = (ctx: MessageContextShape, id: string, span: Telemetry.Span | undefined) => {
   const sender = ctx.self ?? ANONYMOUS
   const correlationId = ctx.correlationId ?? id
-  Telemetry.annotateSpan(span, id, correlationId, ctx.tenantId)
+  if (span !== undefined) Telemetry.annotateSpan(span, id, correlationId, ctx.tenantId)
   return {
     id,
     source: Envelope.sourceOf(sender),
@@ -76,7 +77,7 @@ const outgoing = (ctx: MessageContextShape, id: string, span: Telemetry.Span) =>
     causationId: ctx.messageId,
     principalId: ctx.principalId,
     tenantId: ctx.tenantId,
-    traceparent: Telemetry.formatTraceparent(span) ?? ctx.traceparent,
+    traceparent: (span === undefined ? undefined : Telemetry.formatTraceparent(span)) ?? ctx.traceparent,
     tracestate: ctx.tracestate
   }
 }
@@ -166,7 +167,7 @@ export const invoke = <C extends Command.Any>(
   const timeout = () => Effect.fail(new Timeout({ address: key, timeoutMs: options.timeoutMs }))
   const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
   const what = `command ${key}`
-  return Telemetry.observeCall(Telemetry.callInstruments(key, address), (span) => Effect.withFiber((fiber) => {
+  return Telemetry.observeCall(Telemetry.callInstruments(address), (span, fiber) => {
     const data = command.wire.encodeInput(input)
     if (Result.isFailure(data)) return Effect.fail(new InvalidInput({ address: key, issue: issueOf(data.failure) }))
     const base = outgoing(fiber.getRef(MessageContext), newId(), span)
@@ -193,7 +194,7 @@ export const invoke = <C extends Command.Any>(
     return options.retry === undefined
       ? attempt
       : Effect.retry(attempt, { schedule: options.retry, while: isTransportError })
-  }))
+  })
 }
 
 /**
@@ -207,7 +208,7 @@ export const publishSized = (
   data: unknown,
   maxBytes?: number
 ): Effect.Effect<void, BridgeError | MessageTooLarge> =>
-  Telemetry.observePublish(eventName, (span) => Effect.withFiber<void, BridgeError | MessageTooLarge>((fiber) => {
+  Telemetry.observePublish(eventName, (span, fiber): Effect.Effect<void, BridgeError | MessageTooLarge> => {
     const envelope: Envelope.Envelope = {
       ...outgoing(fiber.getRef(MessageContext), newId(), span),
       kind: "event",
@@ -222,7 +223,7 @@ export const publishSized = (
       { id: envelope.id, eventName, senderService: envelope.sender.service, tenantId: envelope.tenantId },
       bytes
     )
-  }))
+  })
 
 /**
  * Publishes an event whose payload is already JSON-encoded, with the current message context; like

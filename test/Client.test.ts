@@ -267,9 +267,8 @@ describe("Client", () => {
       for (const s of [go!, add!, added!]) {
         assert.strictEqual(s.tenantId, "t9")
         assert.strictEqual(s.principalId, "alice")
-        // one trace: every hop keeps the caller's trace id; each message names its own sending span
-        assert.match(s.traceparent ?? "", /^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/)
-        assert.notStrictEqual(s.traceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        // no tracer collects spans here, so Herald opens none and the caller's traceparent runs through
+        assert.strictEqual(s.traceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
         assert.strictEqual(s.correlationId, go!.messageId, "the first message's id correlates the whole chain")
       }
       assert.strictEqual(add!.causationId, go!.messageId)

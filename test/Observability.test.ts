@@ -1,10 +1,10 @@
 /** Observability: OTLP export to a loopback collector, structured JSON logs, configuration from the environment. */
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Schedule } from "effect"
+import { ConfigProvider, Effect, Layer, Schedule, Schema, Tracer } from "effect"
 import { TestConsole } from "effect/testing"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
-import { Client, MemoryBridge, Observability, Service, withContext } from "../src/index.ts"
+import { Client, Command, MemoryBridge, MessageContext, Observability, Service, withContext } from "../src/index.ts"
 import { Calculator, CalculatorLive, subscriptionOf } from "./fixtures.ts"
 
 /** A tiny OTLP/HTTP collector: every POST body, parsed, by path. */
@@ -203,4 +203,56 @@ describe("Observability: structured JSON logs", () => {
       yield* lineWhere((l) => JSON.stringify(l.message).includes("gave up on event"))
       assert.isUndefined((yield* jsonLines).find((l) => l.message === "handling 2"))
     }).pipe(withLogs({ level: "Warn" })))
+})
+
+const WhoAmI = Command.make("whoami", { input: Schema.Struct({}), output: Schema.Struct({ traceparent: Schema.String }) })
+
+describe("Observability.Spans", () => {
+  /** The names of the spans a custom tracer saw while one add call ran, with the given span mode. */
+  const spanNames = (mode: Observability.SpanMode | undefined) =>
+    Effect.gen(function*() {
+      const names: Array<string> = []
+      const tracer = Tracer.make({
+        span: (options) => {
+          names.push(options.name)
+          return Tracer.nativeTracer.span(options)
+        }
+      })
+      yield* Effect.gen(function*() {
+        const calc = yield* Client.make(Calculator)
+        yield* calc.add({ a: 1, b: 1 })
+      }).pipe(
+        Effect.provide(CalculatorLive().pipe(Layer.provideMerge(MemoryBridge.layer))),
+        mode === undefined ? (e) => e : Effect.provideService(Observability.Spans, mode),
+        Effect.provideService(Tracer.Tracer, tracer)
+      )
+      return names.filter((n) => n.startsWith("herald."))
+    })
+
+  it.effect("auto opens spans when a tracer collects them, never opens none", () =>
+    Effect.gen(function*() {
+      assert.includeMembers(yield* spanNames(undefined), ["herald.invoke calculator/add", "herald.handle calculator/add"])
+      assert.deepStrictEqual(yield* spanNames("never"), [])
+    }))
+
+  it.effect("auto with Effect's built-in tracer opens none; always does, and each hop gets its own span id", () =>
+    Effect.gen(function*() {
+      const seen = (mode: Observability.SpanMode | undefined) =>
+        Effect.gen(function*() {
+          const parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+          const Probe = Service.make("probe", "1", { commands: [WhoAmI] })
+          const ProbeLive = Service.toLayer(Probe, { whoami: () => Effect.map(MessageContext, (c) => ({ traceparent: c.traceparent ?? "" })) })
+          return yield* Effect.gen(function*() {
+            const probe = yield* Client.make(Probe)
+            return (yield* probe.whoami({})).traceparent
+          }).pipe(withContext({ traceparent: parent }), Effect.provide(ProbeLive))
+        }).pipe(
+          Effect.provide(MemoryBridge.layer),
+          mode === undefined ? (e) => e : Effect.provideService(Observability.Spans, mode)
+        )
+      assert.strictEqual(yield* seen(undefined), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+      const always = yield* seen("always")
+      assert.match(always, /^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/)
+      assert.notStrictEqual(always, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    }))
 })

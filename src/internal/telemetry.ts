@@ -2,7 +2,7 @@
  * W3C trace context ↔ Effect spans, and the small helpers the runtime uses to open one span per
  * message without capturing stack traces.
  */
-import { Cause, Clock, Context, Effect, Exit, type Fiber, Metric, Option, Tracer } from "effect"
+import { Cause, Clock, Context, Effect, Exit, type Fiber, Metric, Option, References, Tracer } from "effect"
 import type { CommandAddress } from "../Bridge.ts"
 import type { Address, Envelope, ReplyStatus } from "../Envelope.ts"
 import { MessageContext } from "../MessageContext.ts"
@@ -45,6 +45,27 @@ const inSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, span: Tracer.Span): Eff
 /** Start of a span in nanoseconds of the fiber's clock (the span's own start when it has one). */
 const startOf = (fiber: Fiber.Fiber<unknown, unknown>, span: Tracer.Span): bigint =>
   span.status.startTime > 0n ? span.status.startTime : nanosOf(fiber)
+
+/**
+ * When Herald opens its spans: `auto` (the default) when someone collects them — a tracer other
+ * than Effect's built-in one is installed (OTLP, OpenTelemetry, a custom tracer) or Herald's
+ * structured logs are on — and tracing is enabled (`References.TracerEnabled`); `always`; `never`.
+ * Without spans an incoming `traceparent` is passed on unchanged, so a trace still runs through.
+ */
+export type SpanMode = "auto" | "always" | "never"
+
+/** The current `SpanMode` (default `auto`). */
+export const Spans: Context.Reference<SpanMode> = Context.Reference<SpanMode>("herald/Spans", {
+  defaultValue: () => "auto"
+})
+
+/** Whether the fiber should open Herald spans (see `SpanMode`). */
+export const tracing = (fiber: Fiber.Fiber<unknown, unknown>): boolean => {
+  const mode = fiber.getRef(Spans)
+  if (mode === "never") return false
+  if (mode === "auto" && fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer) return false
+  return fiber.getRef(References.TracerEnabled)
+}
 
 /** The span the fiber currently runs in, if any. */
 export const currentSpanOf = (fiber: Fiber.Fiber<unknown, unknown>): Tracer.AnySpan | undefined =>
@@ -112,11 +133,14 @@ export interface CallInstruments {
   readonly series: Metrics.ClientSeries
 }
 
-const calls = new Map<string, CallInstruments>()
+const calls = new WeakMap<CommandAddress, CallInstruments>()
 
-/** The caller-side instruments of a command address, built on first use and kept. */
-export const callInstruments = (key: string, address: CommandAddress): CallInstruments => {
-  let found = calls.get(key)
+/**
+ * The caller-side instruments of a command address, built on first use and kept for that address
+ * object (clients and the gateway make one per command, so the lookup is by identity).
+ */
+export const callInstruments = (address: CommandAddress): CallInstruments => {
+  let found = calls.get(address)
   if (found === undefined) {
     found = {
       spanName: `herald.invoke ${address.service}/${address.command}`,
@@ -130,29 +154,31 @@ export const callInstruments = (key: string, address: CommandAddress): CallInstr
       },
       series: Metrics.clientSeries(address.service, address.version, address.command)
     }
-    calls.set(key, found)
+    calls.set(address, found)
   }
   return found
 }
 
 /**
  * Runs one invocation in its `herald.invoke` span (a child of the current span, or of the
- * context's `traceparent` at top level) and records its outcome and duration. The span is passed
- * to `effect` (for the outgoing `traceparent`) rather than provided as a parent: nothing inside an
- * invocation opens spans, and skipping the context update keeps the hot path short.
+ * context's `traceparent` at top level; none when `tracing` is off) and records its outcome and
+ * duration. The span is passed to `effect` (for the outgoing `traceparent`) rather than provided as
+ * a parent: nothing inside an invocation opens spans, and skipping the context update keeps the hot
+ * path short.
  */
 export const observeCall = <A, E, R>(
   instruments: CallInstruments,
-  effect: (span: Tracer.Span) => Effect.Effect<A, E, R>
+  effect: (span: Tracer.Span | undefined, fiber: Fiber.Fiber<unknown, unknown>) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, R> =>
   Effect.withFiber((fiber) => {
+    const record = (start: bigint) => (exit: Exit.Exit<A, E>) => {
+      instruments.series.calls(outcomeOf(exit)).updateUnsafe(1, fiber.context)
+      instruments.series.duration.updateUnsafe(secondsSince(fiber, start), fiber.context)
+      return Effect.void
+    }
+    if (!tracing(fiber)) return Effect.onExit(effect(undefined, fiber), record(nanosOf(fiber)))
     const options = withRemoteParent(fiber, instruments.spanOptions, fiber.getRef(MessageContext).traceparent)
-    return Effect.useSpan(instruments.spanName, options, (span) =>
-      Effect.onExit(effect(span), (exit) => {
-        instruments.series.calls(outcomeOf(exit)).updateUnsafe(1, fiber.context)
-        instruments.series.duration.updateUnsafe(secondsSince(fiber, startOf(fiber, span)), fiber.context)
-        return Effect.void
-      }))
+    return Effect.useSpan(instruments.spanName, options, (span) => Effect.onExit(effect(span, fiber), record(startOf(fiber, span))))
   })
 
 // publishing -------------------------------------------------------------------------------------
@@ -193,19 +219,20 @@ const publishedCounter = (instruments: PublishInstruments, service: string, even
  */
 export const observePublish = <A, E, R>(
   eventName: string,
-  effect: (span: Tracer.Span) => Effect.Effect<A, E, R>
+  effect: (span: Tracer.Span | undefined, fiber: Fiber.Fiber<unknown, unknown>) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, R> =>
   Effect.withFiber((fiber) => {
     const instruments = publishInstruments(eventName)
     const ctx = fiber.getRef(MessageContext)
+    const record = (exit: Exit.Exit<A, E>) => {
+      if (Exit.isSuccess(exit)) {
+        publishedCounter(instruments, ctx.self?.service ?? "client", eventName).updateUnsafe(1, fiber.context)
+      }
+      return Effect.void
+    }
+    if (!tracing(fiber)) return Effect.onExit(effect(undefined, fiber), record)
     const options = withRemoteParent(fiber, instruments.spanOptions, ctx.traceparent)
-    return Effect.useSpan(instruments.spanName, options, (span) =>
-      Effect.onExit(effect(span), (exit) => {
-        if (Exit.isSuccess(exit)) {
-          publishedCounter(instruments, ctx.self?.service ?? "client", eventName).updateUnsafe(1, fiber.context)
-        }
-        return Effect.void
-      }))
+    return Effect.useSpan(instruments.spanName, options, (span) => Effect.onExit(effect(span, fiber), record))
   })
 
 // serving side -----------------------------------------------------------------------------------
@@ -239,13 +266,15 @@ export const observeHandling = <A, E, R>(
   Effect.withFiber((fiber) => {
     const { duration, inFlight } = instruments.series
     inFlight.modifyUnsafe(1, fiber.context)
+    const record = (start: bigint) => () => {
+      inFlight.modifyUnsafe(-1, fiber.context)
+      duration.updateUnsafe(secondsSince(fiber, start), fiber.context)
+      return Effect.void
+    }
+    if (!tracing(fiber)) return Effect.onExit(effect, record(nanosOf(fiber)))
     return Effect.useSpan(instruments.spanName, remoteParent(instruments.spanOptions, env.traceparent), (span) => {
       annotateSpan(span, env.id, env.correlationId, env.tenantId)
-      return Effect.onExit(inSpan(effect, span), () => {
-        inFlight.modifyUnsafe(-1, fiber.context)
-        duration.updateUnsafe(secondsSince(fiber, startOf(fiber, span)), fiber.context)
-        return Effect.void
-      })
+      return Effect.onExit(inSpan(effect, span), record(startOf(fiber, span)))
     })
   })
 
@@ -293,6 +322,7 @@ export const observeDelivery = <A, E, R>(
   Effect.withFiber((fiber) => {
     const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
     instruments.series.lag.updateUnsafe(Math.max(0, now - env.time) / 1000, fiber.context)
+    if (!tracing(fiber)) return effect
     return Effect.useSpan(instruments.spanName, remoteParent(instruments.spanOptions, env.traceparent), (span) => {
       annotateSpan(span, env.id, env.correlationId, env.tenantId)
       return inSpan(effect, span)
