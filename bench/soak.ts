@@ -13,11 +13,13 @@
  *
  * stdout: one table per bridge and a verdict line. Exit code 1 when a bridge's memory did not
  * plateau, a call or publish failed, a result was wrong or an event was lost (the events are not
- * durable: a broker restart during the run loses some, and is noted when the broker is NATS). A
+ * durable: a broker restart during the run loses some; the bridges' reconnections are noted). A
  * bridge whose broker does not accept connections is skipped with a message.
  */
 import { spawn } from "node:child_process"
 import { parseArgs } from "node:util"
+import { Effect, Metric } from "effect"
+import * as Metrics from "../src/Metrics.ts"
 import { defaultRule, plateau, runSoak, type SoakOptions, type SoakResult, type SoakSample } from "./lib/soak.ts"
 import { probeBroker } from "./lib/spawn.ts"
 import type { SystemModule } from "./lib/types.ts"
@@ -54,10 +56,10 @@ const options: SoakOptions = {
   timeoutMs: 5000
 }
 
-type ChildMessage = { readonly type: "sample"; readonly sample: SoakSample } | { readonly type: "result"; readonly result: SoakResult } | {
-  readonly type: "error"
-  readonly error: string
-}
+type ChildMessage =
+  | { readonly type: "sample"; readonly sample: SoakSample }
+  | { readonly type: "result"; readonly result: SoakResult; readonly reconnects: number }
+  | { readonly type: "error"; readonly error: string }
 
 if (values.help) {
   console.log("npm run soak -- [--bridges memory,nats,mqtt,amqp] [--duration 120] [--interval 10] [--rate 200]")
@@ -72,7 +74,10 @@ if (values.child !== undefined) {
     if (info === undefined) throw new Error(`unknown system ${values.child}`)
     const { system } = (await import(new URL(`./systems/${info.file}`, import.meta.url).href)) as { system: SystemModule }
     const result = await runSoak(system, options, (sample) => void send({ type: "sample", sample }))
-    await send({ type: "result", result })
+    // reconnections of the bridges of this process: a broker restart or a dropped connection
+    const bridge = values.child.replace(/^herald-/, "")
+    const reconnects = Effect.runSync(Metric.value(Metric.withAttributes(Metrics.bridgeReconnects, { bridge }))).count
+    await send({ type: "result", result, reconnects })
   } catch (e) {
     await send({ type: "error", error: describe(e) })
   }
@@ -87,28 +92,43 @@ for (const b of bridges) {
   }
 }
 
-const runChild = (system: string): Promise<{ samples: Array<SoakSample>; result?: SoakResult; error?: string }> =>
+interface ChildOutcome {
+  readonly samples: Array<SoakSample>
+  readonly result?: SoakResult
+  readonly reconnects?: number
+  readonly error?: string
+}
+
+const runChild = (system: string): Promise<ChildOutcome> =>
   new Promise((resolve) => {
     const args = ["--expose-gc", new URL(import.meta.url).pathname, "--child", system,
       "--duration", String(options.durationS), "--interval", String(options.intervalS), "--rate", String(options.rate)]
     const child = spawn(process.execPath, args, { stdio: ["ignore", "inherit", "inherit", "ipc"] })
     const samples: Array<SoakSample> = []
     let result: SoakResult | undefined
+    let reconnects: number | undefined
     let error: string | undefined
     child.on("message", (m: ChildMessage) => {
       if (m.type === "sample") {
         samples.push(m.sample)
         const s = m.sample
         console.error(`  ${system} ${s.t} s: RSS ${s.rssMb} MB, after GC heap ${s.heapMb ?? "?"} MB + external ${s.externalMb ?? "?"} MB`)
-      } else if (m.type === "result") result = m.result
-      else error = m.error
+      } else if (m.type === "result") {
+        result = m.result
+        reconnects = m.reconnects
+      } else error = m.error
     })
     const limitMs = options.durationS * 1000 + 60_000
     const timer = setTimeout(() => child.kill("SIGKILL"), limitMs)
     child.on("exit", (code, signal) => {
       clearTimeout(timer)
       if (result === undefined && error === undefined) error = `child exited (${signal ?? `code ${code}`}) without a result`
-      resolve({ samples, ...(result === undefined ? {} : { result }), ...(error === undefined ? {} : { error }) })
+      resolve({
+        samples,
+        ...(result === undefined ? {} : { result }),
+        ...(reconnects === undefined ? {} : { reconnects }),
+        ...(error === undefined ? {} : { error })
+      })
     })
   })
 
@@ -128,7 +148,7 @@ for (const bridge of bridges) {
     continue
   }
   console.error(`soak ${bridge}: ${options.durationS} s`)
-  const { error, result, samples } = await runChild(id)
+  const { error, reconnects, result, samples } = await runChild(id)
   // NATS names itself in its greeting, and a restarted server has a new id
   const after = info.broker === undefined ? undefined : await probeBroker(info.broker.host, info.broker.port)
   const restarted = before?.id !== undefined && after?.id !== before.id
@@ -158,6 +178,9 @@ for (const bridge of bridges) {
     )
   }
   if (restarted) console.log(`Note: ${info.broker!.name} restarted during the run (its server id changed); failures may come from that.`)
+  if (reconnects !== undefined && reconnects > 0) {
+    console.log(`Note: the bridges of the run reconnected ${reconnects} time(s) (a broker restart or a dropped connection).`)
+  }
   console.log(problems.length === 0 ? `**${bridge}: PASS**` : `**${bridge}: FAIL** — ${problems.join("; ")}`)
   failed ||= problems.length > 0
 }
