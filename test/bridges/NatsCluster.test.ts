@@ -83,8 +83,18 @@ const cluster = Effect.gen(function*() {
       "-js", "-sd", join(dir, name), "-l", join(dir, `${name}.log`),
       "--cluster_name", "herald-test", "--cluster", `nats://127.0.0.1:${routePorts[i]}`, "--routes", routes
     ]
-    const process = yield* Effect.acquireRelease(Effect.sync(() => spawn(NATS_SERVER, args, { stdio: "ignore" })), kill)
-    nodes.push({ name, server: `herald-${name}`, url: `127.0.0.1:${ports[i]}`, process })
+    const child = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const child = spawn(NATS_SERVER, args, { stdio: "ignore" })
+        // should this test process die without closing its scope, the server must not outlive it
+        const orphan = () => void child.kill("SIGKILL")
+        process.once("exit", orphan)
+        child.once("exit", () => process.off("exit", orphan))
+        return child
+      }),
+      kill
+    )
+    nodes.push({ name, server: `herald-${name}`, url: `127.0.0.1:${ports[i]}`, process: child })
   }
   for (const [i, node] of nodes.entries()) {
     yield* eventually(`node ${node.name} accepts connections`, portOpen(ports[i]!), 10_000)
