@@ -216,6 +216,7 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
     yield* Effect.addFinalizer(() => Effect.sync(tracker.disconnected))
 
     const pending = new Map<string, Pending>()
+    let requests = 0 // entries of `pending` that are command requests (the others wait for a PubAck)
     const failPending = (reason: string) => {
       for (const p of pending.values()) Deferred.doneUnsafe(p.reply, Exit.fail(fail(`request ${p.key}: ${reason}`)))
     }
@@ -375,7 +376,8 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
       name: BRIDGE,
       capabilities: { durable: true, persistent: true },
       health: Effect.sync(() => (nc.isClosed() ? "closed" : health)),
-      pendingRequests: Effect.sync(() => pending.size),
+      // the inbox also waits for publish acknowledgements: only the command requests count here
+      pendingRequests: Effect.sync(() => requests),
 
       publish: (route, bytes) =>
         Effect.suspend(() => {
@@ -443,6 +445,7 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
               const id = String(++seq)
               const entry: Pending = { key, reply: Deferred.makeUnsafe() }
               pending.set(id, entry)
+              requests++
               return { id, entry }
             }),
             ({ entry, id }) =>
@@ -453,7 +456,7 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
                 })),
                 Effect.andThen(Deferred.await(entry.reply))
               ),
-            ({ id }) => Effect.sync(() => pending.delete(id))
+            ({ id }) => Effect.sync(() => void (pending.delete(id), requests--))
           )
           // right after a reconnection the servers of the address may not have re-subscribed yet:
           // a NoResponder then is retried (until the caller's deadline interrupts) instead of final
