@@ -207,7 +207,7 @@ const publishInstruments = (eventName: string): PublishInstruments => {
 const publishedCounter = (instruments: PublishInstruments, service: string, event: string): Metric.Counter<number> => {
   let counter = instruments.bySender.get(service)
   if (counter === undefined) {
-    counter = Metric.withAttributes(Metrics.eventsPublished, { service, event })
+    counter = Metrics.series(Metrics.eventsPublished, { service, event })
     instruments.bySender.set(service, counter)
   }
   return counter
