@@ -251,6 +251,10 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
         Effect.suspend(() => Deferred.await(gate)),
         Effect.suspend(() => (nc.isClosed() ? Effect.fail(fail(`${what}: the connection is closed`)) : Effect.void))
       )
+    /** Whether sends can go out now, without waiting for the gate (the common case). */
+    const isUp = () => Deferred.isDoneUnsafe(gate) && !nc.isClosed()
+    /** Waits for the connection only when it is down: the hot path takes no extra Effect steps. */
+    const ready = (what: string) => (isUp() ? Effect.void : connected(what))
     const flush = (what: string) => attempt(what, () => nc.flush()).pipe(within(what, timeoutMs))
     const runner = Effect.map(Effect.context<never>(), (ctx: Context.Context<never>): Run => Effect.runForkWith(ctx))
     /**
@@ -281,6 +285,10 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
       inactiveMs: millis(config.broadcastInactiveThreshold, "10 minutes"),
       multiFilter: Subjects.supportsFilterSubjects(nc.info?.version)
     }
+
+    const storeRetries = Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("1 second")]).pipe(
+      Schedule.upTo({ duration: timeoutMs })
+    )
 
     // one wildcard inbox for every request of this bridge: `<inbox>.<n>` answers pending request n
     const inbox = Subjects.inboxOf(prefix, nuid.next())
@@ -406,29 +414,25 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
                 Effect.flatMap((ack) => pubAckError(ack) ?? Effect.void)
               ),
             ({ id }) => Effect.sync(() => pending.delete(id))
-          ).pipe(
-            // no responder: the stream is not (yet) there, e.g. just after a server restart, or has no
-            // leader while a cluster elects one (seconds after a node is lost): retry for `timeout`
-            Effect.retry({
-              schedule: Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("1 second")]).pipe(
-                Schedule.upTo({ duration: timeoutMs })
-              ),
-              while: (e) => e._tag === "NoResponder"
-            }),
-            Effect.mapError((e) => e._tag === "NoResponder" ? fail(`${what}: no JetStream stream stores ${subject}`) : e)
           )
-          return Effect.asVoid(Effect.andThen(connected(what).pipe(within(what, timeoutMs)), store))
+          // no responder: the stream is not (yet) there, e.g. just after a server restart, or has no
+          // leader while a cluster elects one (seconds after a node is lost): retry for `timeout`
+          const stored = Effect.catch(store, (e) =>
+            e._tag !== "NoResponder" ? Effect.fail(e) : Effect.retry(store, { schedule: storeRetries, while: (e) => e._tag === "NoResponder" }).pipe(
+              Effect.mapError((e) => e._tag === "NoResponder" ? fail(`${what}: no JetStream stream stores ${subject}`) : e)
+            ))
+          return isUp() ? stored : Effect.andThen(connected(what).pipe(within(what, timeoutMs)), stored)
         }),
 
       serve: (address, handler) =>
         Effect.gen(function*() {
           const key = addressKey(address)
           if (!Subjects.isValidAddress(address)) return yield* fail(`serve ${key}: not a valid NATS address`)
-          const reply = (to: string | undefined) => (bytes: Uint8Array) =>
-            to === undefined ? Effect.void : connected(`reply ${key}`).pipe(
-              within(`reply ${key}`, timeoutMs),
-              Effect.andThen(Effect.try({ try: () => nc.publish(to, bytes), catch: (e) => bridgeError(`reply ${key}`, e) }))
-            )
+          const reply = (to: string | undefined) => (bytes: Uint8Array) => {
+            if (to === undefined) return Effect.void
+            const send = Effect.try({ try: () => nc.publish(to, bytes), catch: (e) => bridgeError(`reply ${key}`, e) })
+            return isUp() ? send : connected(`reply ${key}`).pipe(within(`reply ${key}`, timeoutMs), Effect.andThen(send))
+          }
           const subject = Subjects.commandSubject(prefix, address)
           yield* subscribeCore(`serve ${key}`, subject, Subjects.commandQueue(address), (msg, run) =>
             void run(handler({ bytes: msg.data, reply: reply(msg.reply) })))
@@ -449,7 +453,7 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
               return { id, entry }
             }),
             ({ entry, id }) =>
-              connected(`request ${key}`).pipe(
+              ready(`request ${key}`).pipe(
                 Effect.andThen(Effect.try({
                   try: () => nc.publish(Subjects.commandSubject(prefix, address), bytes, { reply: `${inbox}.${id}` }),
                   catch: (e) => bridgeError(`request ${key}`, e)
@@ -460,13 +464,12 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
           )
           // right after a reconnection the servers of the address may not have re-subscribed yet:
           // a NoResponder then is retried (until the caller's deadline interrupts) instead of final
-          return Effect.retry(once, {
-            schedule: Schedule.spaced("100 millis"),
-            while: (e) =>
-              e._tag === "NoResponder"
-                ? Effect.map(Clock.currentTimeMillis, (now) => now - reconnectedAt < graceMs)
-                : Effect.succeed(false)
-          })
+          const retried: Effect.Effect<Uint8Array, NoResponder | BridgeError> = Effect.catch(once, (e) =>
+            e._tag !== "NoResponder" ? Effect.fail(e) : Effect.flatMap(
+              Clock.currentTimeMillis,
+              (now) => now - reconnectedAt < graceMs ? Effect.andThen(Effect.sleep("100 millis"), retried) : Effect.fail(e)
+            ))
+          return retried
         }),
 
       subscribe: (spec, handler) =>
