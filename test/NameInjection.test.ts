@@ -12,6 +12,7 @@ import { Command, DefinitionError, Event, Service, Subscription } from "../src/i
 import * as AmqpNames from "../src/internal/amqpNames.ts"
 import * as MqttTopics from "../src/internal/mqttTopics.ts"
 import * as NatsSubjects from "../src/internal/natsSubjects.ts"
+import { amqpMatches, mqttMatches, natsMatches } from "./wireMatching.ts"
 
 /** Characters that mean something to a broker, mixed with ordinary ones. */
 const hostileChar = fc.constantFrom(".", "*", ">", "/", "+", "#", "$", " ", "\t", "\n", "\u0000", "~", "_", "é", "😀", "a", "b", "1", "-")
@@ -38,38 +39,6 @@ const rejected = (define: () => unknown): boolean => {
 }
 
 const Empty = Schema.Struct({})
-
-/** NATS subject matching: `*` one token, `>` one or more trailing tokens. */
-const natsMatches = (filter: string, subject: string): boolean => {
-  const f = filter.split(".")
-  const s = subject.split(".")
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === ">") return s.length > i
-    if (i >= s.length || (f[i] !== "*" && f[i] !== s[i])) return false
-  }
-  return f.length === s.length
-}
-
-/** MQTT topic matching: `+` one level, `#` any remaining levels. */
-const mqttMatches = (filter: string, topic: string): boolean => {
-  const f = filter.split("/")
-  const t = topic.split("/")
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === "#") return true
-    if (i >= t.length || (f[i] !== "+" && f[i] !== t[i])) return false
-  }
-  return f.length === t.length
-}
-
-/** AMQP topic-exchange matching: `*` one word, `#` zero or more words. */
-const amqpMatches = (binding: string, key: string): boolean => {
-  const go = (b: ReadonlyArray<string>, k: ReadonlyArray<string>): boolean => {
-    if (b.length === 0) return k.length === 0
-    if (b[0] === "#") return go(b.slice(1), k) || (k.length > 0 && go(b, k.slice(1)))
-    return k.length > 0 && (b[0] === "*" || b[0] === k[0]) && go(b.slice(1), k.slice(1))
-  }
-  return go(binding.split("."), key.split("."))
-}
 
 describe("name injection", () => {
   it("service, command and subscription names are rejected at definition unless safe verbatim", () => {

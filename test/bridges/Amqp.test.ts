@@ -28,6 +28,7 @@ import {
   redeliveryAfterInterruptedShutdown,
   takeN
 } from "./support.ts"
+import { amqpMatches } from "../wireMatching.ts"
 import { brokerFault } from "./faults.ts"
 
 const URL = "amqp://guest:guest@127.0.0.1:5672"
@@ -525,17 +526,6 @@ describe("AmqpBridge", () => {
 })
 
 describe("AMQP wire mapping", () => {
-  /** AMQP topic matching: `*` is exactly one word, `#` zero or more words. */
-  const topicMatches = (pattern: string, key: string): boolean => {
-    const p = pattern.split(".")
-    const k = key.split(".")
-    const go = (i: number, j: number): boolean => {
-      if (i === p.length) return j === k.length
-      if (p[i] === "#") return go(i + 1, j) || (j < k.length && go(i, j + 1))
-      return j < k.length && (p[i] === "*" || p[i] === k[j]) && go(i + 1, j + 1)
-    }
-    return go(0, 0)
-  }
   const anyString = fc.oneof(
     fc.string({ unit: "binary" }),
     fc.string({ unit: "binary", minLength: 30, maxLength: 80 }),
@@ -573,7 +563,7 @@ describe("AMQP wire mapping", () => {
           (tenantIds === undefined || (tenantId !== undefined && tenantIds.includes(tenantId)))
         const key = Topology.routingKey({ id: "e", eventName: name, senderService: "svc", tenantId })!
         const bindings = Topology.bindingKeys({ eventNames, tenantIds })
-        const matched = bindings.some((b) => topicMatches(b, key))
+        const matched = bindings.some((b) => amqpMatches(b, key))
         if (admitted) assert.isTrue(matched, `${key} not matched by ${bindings.join(" ")}`)
         if (matched) assert.isTrue(admitted, `${key} matched by ${bindings.join(" ")} but not admitted`)
       }

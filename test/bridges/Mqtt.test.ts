@@ -26,6 +26,7 @@ import {
   redeliveryAfterInterruptedShutdown,
   takeN
 } from "./support.ts"
+import { mqttMatches } from "../wireMatching.ts"
 import { brokerFault } from "./faults.ts"
 
 const HOST = "127.0.0.1"
@@ -419,16 +420,6 @@ describe("MqttBridge", () => {
 })
 
 describe("MQTT wire mapping", () => {
-  /** MQTT topic matching: `+` is one level, `#` zero or more trailing levels. */
-  const topicMatches = (filter: string, topic: string): boolean => {
-    const f = filter.split("/")
-    const t = topic.split("/")
-    for (let i = 0; i < f.length; i++) {
-      if (f[i] === "#") return true
-      if (i >= t.length || (f[i] !== "+" && f[i] !== t[i])) return false
-    }
-    return f.length === t.length
-  }
   const anyString = fc.oneof(
     fc.string({ unit: "binary" }),
     fc.array(fc.integer({ min: 0, max: 0xffff })).map((codes) => String.fromCharCode(...codes)) // lone surrogates too
@@ -461,7 +452,7 @@ describe("MQTT wire mapping", () => {
           (tenantIds === undefined || (tenantId !== undefined && tenantIds.includes(tenantId)))
         const topic = Topics.eventTopic("h/x", { id: "e", eventName: name, senderService: "svc", tenantId })!
         const filters = Topics.filterTopics("h/x", { eventNames, tenantIds })
-        const matched = filters.filter((f) => topicMatches(f, topic))
+        const matched = filters.filter((f) => mqttMatches(f, topic))
         assert.strictEqual(matched.length > 0, admitted, `${topic} vs ${filters.join(" ")}`)
         assert.isAtMost(matched.length, 1, "an event matches one filter of a subscription at most")
       }

@@ -25,6 +25,7 @@ import {
   redeliveryAfterInterruptedShutdown,
   takeN
 } from "./support.ts"
+import { natsMatches } from "../wireMatching.ts"
 import { brokerFault } from "./faults.ts"
 
 const SERVER = "127.0.0.1:4222"
@@ -300,16 +301,6 @@ describe("NatsBridge", () => {
 })
 
 describe("NATS wire mapping", () => {
-  /** NATS subject matching: `*` is one token, `>` one or more trailing tokens. */
-  const subjectMatches = (pattern: string, subject: string): boolean => {
-    const p = pattern.split(".")
-    const s = subject.split(".")
-    for (let i = 0; i < p.length; i++) {
-      if (p[i] === ">") return s.length > i
-      if (i >= s.length || (p[i] !== "*" && p[i] !== s[i])) return false
-    }
-    return p.length === s.length
-  }
   const anyString = fc.oneof(
     fc.string({ unit: "binary" }),
     fc.array(fc.integer({ min: 0, max: 0xffff })).map((codes) => String.fromCharCode(...codes)) // lone surrogates too
@@ -343,10 +334,10 @@ describe("NATS wire mapping", () => {
           (tenantIds === undefined || (tenantId !== undefined && tenantIds.includes(tenantId)))
         const subject = Subjects.eventSubject("h", { id: "e", eventName: name, senderService: "svc", tenantId })!
         const filters = Subjects.filterSubjects("h", { eventNames, tenantIds })
-        const matched = filters.some((f) => subjectMatches(f, subject))
+        const matched = filters.some((f) => natsMatches(f, subject))
         if (admitted) {
           assert.isTrue(matched, `${subject} not matched by ${filters.join(" ")}`)
-          assert.isTrue(subjectMatches(Subjects.coveringSubject(filters), subject))
+          assert.isTrue(natsMatches(Subjects.coveringSubject(filters), subject))
         }
         if (matched) assert.isTrue(admitted, `${subject} matched by ${filters.join(" ")} but not admitted`)
       }
