@@ -37,7 +37,9 @@ export const ShopGateway = (options: { readonly port: number; readonly host?: st
     ],
     errorStatus: { OutOfStock: 409, PaymentDeclined: 402 },
     timeout: "5 seconds",
-    openapi: { title: "Herald example shop", version: "1" }
+    openapi: { title: "Herald example shop", version: "1" },
+    // served without authentication, like /metrics: fine on the loopback address the example uses
+    liveView: true
   })
 
 /** The bridges `HERALD_BRIDGE` can select. */

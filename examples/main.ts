@@ -30,6 +30,7 @@ const main = Effect.gen(function*() {
 
   const { routes, url } = yield* HttpGateway.Gateway
   yield* Console.log(`\nHTTP gateway listening on ${url} (OpenAPI: ${url}/openapi.json)`)
+  yield* Console.log(`Live view: ${url}/ (services, call rates, recent events); metrics: ${url}/metrics`)
   for (const r of routes) yield* Console.log(`  ${r.method.padEnd(6)} ${r.path}`)
   yield* Console.log(`\nTry (tokens: alice-token, bob-token):\n`)
   for (const line of curlLines(url)) yield* Console.log(`  ${line}`)

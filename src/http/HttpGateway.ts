@@ -89,7 +89,8 @@ export interface GatewayOptions<R = never> {
    * The live view: `GET /` serves a self-contained page of the live services and instances (from
    * `Discovery`), per-command figures from this process's metrics and a tail of recent events;
    * `GET /live.json` serves its data. `true` for the defaults (see `LiveViewOptions`). Default off:
-   * it shows every service on the bridge to anyone who can reach the gateway, without `auth`.
+   * like `/healthz` and `/metrics` it is served without authentication, so it shows every service on
+   * the bridge to anyone who can reach the gateway.
    */
   readonly liveView?: boolean | LiveViewOptions | undefined
 }
