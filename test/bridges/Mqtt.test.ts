@@ -5,7 +5,7 @@
  * and a broker restart under load.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Exit, Layer, Metric, Queue, Ref, Schedule, Scope } from "effect"
+import { Clock, Effect, Exit, Layer, Queue, Ref, Schedule, Scope } from "effect"
 import { execFile, execFileSync } from "node:child_process"
 import { readdirSync, readFileSync, readlinkSync } from "node:fs"
 import { createConnection } from "node:net"
@@ -14,9 +14,10 @@ import { connect, type MqttClient } from "mqtt"
 import * as MqttBridge from "../../src/bridges/Mqtt.ts"
 import * as Topics from "../../src/internal/mqttTopics.ts"
 import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
-import { Bridge, Client, Event, Runtime, Service, Subscription } from "../../src/index.ts"
+import { Bridge, Client, Event, Service, Subscription } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive } from "../fixtures.ts"
 import {
+  badBytes,
   durableKeeper,
   eventSub,
   eventually,
@@ -26,7 +27,7 @@ import {
   redeliveryAfterInterruptedShutdown,
   takeN
 } from "./support.ts"
-import { mqttMatches } from "../wireMatching.ts"
+import { anyString, hintedEvent, mqttMatches } from "../wireMatching.ts"
 import { brokerFault } from "./faults.ts"
 
 const HOST = "127.0.0.1"
@@ -312,39 +313,14 @@ describe("MqttBridge", () => {
 
   it.live("bad bytes on an event topic are dead-lettered and counted; the durable consumer goes on", () =>
     Effect.gen(function*() {
-      const Robust = Service.make("robust", "1", { subscriptions: [eventSub("wire", "wire.check", { durable: true })] })
-      const Dlq = Service.make("dlq", "1", {
-        subscriptions: [Subscription.make("letters", {
-          filter: { eventName: Subscription.DEAD_LETTER },
-          payload: Subscription.DeadLetter,
-          delivery: "shared"
-        })]
-      })
-      const got = yield* Queue.unbounded<number>()
-      const letters = yield* Queue.unbounded<Subscription.DeadLetter>()
-      const robust = Service.toLayer(Robust, { wire: (p) => Queue.offer(got, p.sum) })
-      const dlq = Service.toLayer(Dlq, { letters: (letter) => letter.service === "robust" ? Queue.offer(letters, letter) : Effect.void })
-      const undecodable = Metric.withAttributes(Runtime.rejectedMessages, { reason: "undecodable", service: "robust" })
-      const before = (yield* Metric.value(undecodable)).count
+      const { dlq, got, letters, payloads, robust, verify } = yield* badBytes
       const scope = yield* Scope.make()
       yield* Layer.buildWithScope(Layer.mergeAll(robust, dlq).pipe(Layer.provide(mqttLayer())), scope)
       const raw = yield* rawClient
-      const topic = `${prefix}/evt/_/mallory/wire/check`
-      for (const payload of [
-        "not json at all",
-        JSON.stringify({ specversion: "1.0", id: "x" }),
-        handWritten({ type: "wire.check", heraldkind: "event", data: { sum: "seven" } }),
-        handWritten({ type: "wire.check", heraldkind: "event", data: { sum: 42 } })
-      ]) {
-        yield* Effect.promise(() => raw.publishAsync(topic, payload, { qos: 1 }))
+      for (const payload of payloads) {
+        yield* Effect.promise(() => raw.publishAsync(`${prefix}/evt/_/mallory/wire/check`, payload, { qos: 1 }))
       }
-      assert.deepStrictEqual(yield* takeN(got, 1), [42])
-      const dead = yield* takeN(letters, 3)
-      assert.deepInclude(dead.map((d) => d.event), { base64: Buffer.from("not json at all").toString("base64") })
-      const schemaFailure = dead.find((d) => /payload fails the subscription's schema/.test(d.error))
-      assert.isDefined(schemaFailure)
-      assert.strictEqual(schemaFailure!.attempts, 0)
-      assert.strictEqual((yield* Metric.value(undecodable)).count, before + 2)
+      yield* verify
       yield* Effect.sleep("200 millis")
       yield* Scope.close(scope, Exit.void)
       // every one of them was acknowledged: nothing comes back when the service returns
@@ -420,11 +396,6 @@ describe("MqttBridge", () => {
 })
 
 describe("MQTT wire mapping", () => {
-  const anyString = fc.oneof(
-    fc.string({ unit: "binary" }),
-    fc.array(fc.integer({ min: 0, max: 0xffff })).map((codes) => String.fromCharCode(...codes)) // lone surrogates too
-  )
-  const eventName = fc.array(fc.stringMatching(/^[a-z][a-z0-9-]{0,4}$/), { minLength: 1, maxLength: 3 }).map((xs) => xs.join("."))
 
   it("the tenant level is one valid level and decodes back to the tenant: injective", () => {
     fc.assert(fc.property(fc.option(anyString, { nil: undefined }), (tenant) => {
@@ -440,16 +411,8 @@ describe("MQTT wire mapping", () => {
 
   it("the pre-filter topics admit exactly the events the hints admit", () => {
     fc.assert(fc.property(
-      fc.option(fc.array(eventName, { minLength: 1, maxLength: 4 }), { nil: undefined }),
-      fc.option(fc.array(fc.oneof(anyString, fc.constantFrom("t1", "t/2")), { minLength: 1, maxLength: 3 }), { nil: undefined }),
-      eventName,
-      fc.option(fc.oneof(anyString, fc.constantFrom("t1", "t/2")), { nil: undefined }),
-      fc.nat(),
-      (eventNames, tenantIds, otherName, otherTenant, pick) => {
-        const name = eventNames === undefined || pick % 3 === 0 ? otherName : eventNames[pick % eventNames.length]!
-        const tenantId = tenantIds === undefined || pick % 5 === 0 ? otherTenant : tenantIds[pick % tenantIds.length]
-        const admitted = (eventNames === undefined || eventNames.includes(name)) &&
-          (tenantIds === undefined || (tenantId !== undefined && tenantIds.includes(tenantId)))
+      hintedEvent(fc.oneof(anyString, fc.constantFrom("t1", "t/2"))),
+      ({ admitted, eventNames, name, tenantId, tenantIds }) => {
         const topic = Topics.eventTopic("h/x", { id: "e", eventName: name, senderService: "svc", tenantId })!
         const filters = Topics.filterTopics("h/x", { eventNames, tenantIds })
         const matched = filters.filter((f) => mqttMatches(f, topic))

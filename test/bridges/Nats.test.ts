@@ -6,7 +6,7 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
-import { Clock, Effect, Exit, Layer, Metric, Queue, Scope } from "effect"
+import { Clock, Effect, Exit, Layer, Queue, Scope } from "effect"
 import { execFileSync } from "node:child_process"
 import { readdirSync, readFileSync, readlinkSync } from "node:fs"
 import { createConnection } from "node:net"
@@ -14,9 +14,10 @@ import * as fc from "fast-check"
 import * as NatsBridge from "../../src/bridges/Nats.ts"
 import * as Subjects from "../../src/internal/natsSubjects.ts"
 import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
-import { Event, Runtime, Service, Subscription } from "../../src/index.ts"
+import { Event, Service } from "../../src/index.ts"
 import { Added, CalculatorLive } from "../fixtures.ts"
 import {
+  badBytes,
   durableKeeper,
   eventSub,
   eventually,
@@ -25,7 +26,7 @@ import {
   redeliveryAfterInterruptedShutdown,
   takeN
 } from "./support.ts"
-import { natsMatches } from "../wireMatching.ts"
+import { anyString, hintedEvent, natsMatches } from "../wireMatching.ts"
 import { brokerFault } from "./faults.ts"
 
 const SERVER = "127.0.0.1:4222"
@@ -204,41 +205,15 @@ describe("NatsBridge", () => {
 
   it.live("bad bytes on an event subject are dead-lettered and counted; the durable consumer goes on", () =>
     Effect.gen(function*() {
-      const Robust = Service.make("robust", "1", { subscriptions: [eventSub("wire", "wire.check", { durable: true })] })
-      const Dlq = Service.make("dlq", "1", {
-        subscriptions: [Subscription.make("letters", {
-          filter: { eventName: Subscription.DEAD_LETTER },
-          payload: Subscription.DeadLetter,
-          delivery: "shared"
-        })]
-      })
-      const got = yield* Queue.unbounded<number>()
-      const letters = yield* Queue.unbounded<Subscription.DeadLetter>()
-      const services = Layer.mergeAll(
-        Service.toLayer(Robust, { wire: (p) => Queue.offer(got, p.sum) }),
-        Service.toLayer(Dlq, { letters: (letter) => letter.service === "robust" ? Queue.offer(letters, letter) : Effect.void })
-      )
+      const { dlq, got, payloads, robust, verify } = yield* badBytes
       yield* Effect.gen(function*() {
-        const undecodable = Metric.withAttributes(Runtime.rejectedMessages, { reason: "undecodable", service: "robust" })
-        const before = (yield* Metric.value(undecodable)).count
         const nc = yield* rawClient
-        const subject = `${prefix}.evt._.mallory.wire.check`
-        nc.publish(subject, encoder.encode("not json at all"))
-        nc.publish(subject, encoder.encode(JSON.stringify({ specversion: "1.0", id: "x" })))
-        nc.publish(subject, handWritten({ type: "wire.check", heraldkind: "event", data: { sum: "seven" } }))
-        nc.publish(subject, handWritten({ type: "wire.check", heraldkind: "event", data: { sum: 42 } }))
+        for (const payload of payloads) nc.publish(`${prefix}.evt._.mallory.wire.check`, encoder.encode(payload))
         yield* Effect.promise(() => nc.flush())
-
-        assert.deepStrictEqual(yield* takeN(got, 1), [42])
-        const dead = yield* takeN(letters, 3)
-        assert.deepInclude(dead.map((d) => d.event), { base64: Buffer.from("not json at all").toString("base64") })
-        const schemaFailure = dead.find((d) => /payload fails the subscription's schema/.test(d.error))
-        assert.isDefined(schemaFailure)
-        assert.strictEqual(schemaFailure!.attempts, 0)
-        assert.strictEqual((yield* Metric.value(undecodable)).count, before + 2)
+        yield* verify
         yield* allAcked(nc, "robust_1_wire")
         assert.strictEqual(yield* Queue.size(got), 0)
-      }).pipe(Effect.provide(services.pipe(Layer.provideMerge(natsLayer()))))
+      }).pipe(Effect.provide(Layer.mergeAll(robust, dlq).pipe(Layer.provideMerge(natsLayer()))))
     }))
 
   it.live("tenant and event-name pre-filters route exactly the matching events, durable or not", () =>
@@ -301,11 +276,6 @@ describe("NatsBridge", () => {
 })
 
 describe("NATS wire mapping", () => {
-  const anyString = fc.oneof(
-    fc.string({ unit: "binary" }),
-    fc.array(fc.integer({ min: 0, max: 0xffff })).map((codes) => String.fromCharCode(...codes)) // lone surrogates too
-  )
-  const eventName = fc.array(fc.stringMatching(/^[a-z][a-z0-9-]{0,4}$/), { minLength: 1, maxLength: 3 }).map((xs) => xs.join("."))
 
   it("the tenant token is one valid token and decodes back to the tenant: injective", () => {
     fc.assert(fc.property(fc.option(anyString, { nil: undefined }), (tenant) => {
@@ -320,18 +290,9 @@ describe("NATS wire mapping", () => {
   })
 
   it("the pre-filter subjects, and their covering subject, admit every event the hints admit", () => {
-    const tenantOf = fc.option(fc.oneof(anyString, fc.constantFrom("t1", "t.2")), { nil: undefined })
     fc.assert(fc.property(
-      fc.option(fc.array(eventName, { minLength: 1, maxLength: 4 }), { nil: undefined }),
-      fc.option(fc.array(fc.oneof(anyString, fc.constantFrom("t1", "t.2")), { minLength: 1, maxLength: 3 }), { nil: undefined }),
-      eventName,
-      tenantOf,
-      fc.nat(),
-      (eventNames, tenantIds, otherName, otherTenant, pick) => {
-        const name = eventNames === undefined || pick % 3 === 0 ? otherName : eventNames[pick % eventNames.length]!
-        const tenantId = tenantIds === undefined || pick % 5 === 0 ? otherTenant : tenantIds[pick % tenantIds.length]
-        const admitted = (eventNames === undefined || eventNames.includes(name)) &&
-          (tenantIds === undefined || (tenantId !== undefined && tenantIds.includes(tenantId)))
+      hintedEvent(fc.oneof(anyString, fc.constantFrom("t1", "t.2"))),
+      ({ admitted, eventNames, name, tenantId, tenantIds }) => {
         const subject = Subjects.eventSubject("h", { id: "e", eventName: name, senderService: "svc", tenantId })!
         const filters = Subjects.filterSubjects("h", { eventNames, tenantIds })
         const matched = filters.some((f) => natsMatches(f, subject))

@@ -1,7 +1,7 @@
 /** Helpers shared by the broker-specific bridge tests. */
 import { assert } from "@effect/vitest"
-import { Cause, Effect, Exit, Layer, Option, Queue, Schedule, Scope } from "effect"
-import { type Bridge, Event, Service, Subscription, withContext } from "../../src/index.ts"
+import { Cause, Effect, Exit, Layer, Metric, Option, Queue, Schedule, Scope } from "effect"
+import { type Bridge, Event, Runtime, Service, Subscription, withContext } from "../../src/index.ts"
 import { Added } from "../fixtures.ts"
 
 /** Takes `n` items from a queue, failing the test after `ms`. */
@@ -52,6 +52,50 @@ export const handWritten = (fields: Record<string, unknown>): string =>
     senderversion: "0",
     ...fields
   })
+
+/**
+ * The bad-bytes scenario: a durable `robust` subscriber of `wire.check` and a dead-letter watcher.
+ * A broker test puts `payloads` on the wire with a non-Herald client — not JSON, not an envelope,
+ * a payload failing the schema, a good event — then runs `verify`: the good one is handled, the
+ * three bad ones are dead-lettered, the two undecodable ones counted; each broker then checks on
+ * its own side that all four were acknowledged.
+ */
+export const badBytes = Effect.gen(function*() {
+  const Robust = Service.make("robust", "1", { subscriptions: [eventSub("wire", "wire.check", { durable: true })] })
+  const Dlq = Service.make("dlq", "1", {
+    subscriptions: [Subscription.make("letters", {
+      filter: { eventName: Subscription.DEAD_LETTER },
+      payload: Subscription.DeadLetter,
+      delivery: "shared"
+    })]
+  })
+  const got = yield* Queue.unbounded<number>()
+  const letters = yield* Queue.unbounded<Subscription.DeadLetter>()
+  const undecodable = Metric.withAttributes(Runtime.rejectedMessages, { reason: "undecodable", service: "robust" })
+  const before = (yield* Metric.value(undecodable)).count
+  const verify = Effect.gen(function*() {
+    assert.deepStrictEqual(yield* takeN(got, 1), [42])
+    const dead = yield* takeN(letters, 3)
+    assert.deepInclude(dead.map((d) => d.event), { base64: Buffer.from("not json at all").toString("base64") })
+    const schemaFailure = dead.find((d) => /payload fails the subscription's schema/.test(d.error))
+    assert.isDefined(schemaFailure)
+    assert.strictEqual(schemaFailure!.attempts, 0)
+    assert.strictEqual((yield* Metric.value(undecodable)).count, before + 2)
+  })
+  return {
+    robust: Service.toLayer(Robust, { wire: (p) => Queue.offer(got, p.sum) }),
+    dlq: Service.toLayer(Dlq, { letters: (letter) => letter.service === "robust" ? Queue.offer(letters, letter) : Effect.void }),
+    got,
+    letters,
+    payloads: [
+      "not json at all",
+      JSON.stringify({ specversion: "1.0", id: "x" }),
+      handWritten({ type: "wire.check", heraldkind: "event", data: { sum: "seven" } }),
+      handWritten({ type: "wire.check", heraldkind: "event", data: { sum: 42 } })
+    ],
+    verify
+  }
+})
 
 /**
  * Two subscriptions on two event names × two tenants, one durable shared and one broadcast: publishes
