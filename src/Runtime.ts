@@ -19,6 +19,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES, exceeds } from "./MessageSize.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Telemetry from "./internal/telemetry.ts"
 import * as Subscription from "./Subscription.ts"
+import { deadline } from "./internal/deadline.ts"
 import { issueOf, newId, nowOf, outgoing } from "./internal/messages.ts"
 
 export { ANONYMOUS, contextOf, newId, publishEncoded, publishSized } from "./internal/messages.ts"
@@ -127,9 +128,9 @@ export const invoke = <C extends Command.Any>(
       const bytes = Codec.json.encode(envelope)
       const tooLarge = exceeds(what, bytes, maxBytes)
       if (tooLarge !== undefined) return Effect.fail(tooLarge)
-      return bridge.request(address, bytes, expiresAt).pipe(
-        Effect.timeoutOrElse({ duration: options.timeoutMs, orElse: timeout }),
-        Effect.flatMap((reply) => readReply(command, key, reply, base.sender.service, maxBytes))
+      return Effect.flatMap(
+        deadline(bridge.request(address, bytes, expiresAt), options.timeoutMs, timeout),
+        (reply) => readReply(command, key, reply, base.sender.service, maxBytes)
       )
     })
     return options.retry === undefined

@@ -11,6 +11,7 @@ import * as Envelope from "../Envelope.ts"
 import type { Address } from "../Envelope.ts"
 import { MessageContext } from "../MessageContext.ts"
 import { DEFAULT_MAX_MESSAGE_BYTES, exceeds } from "../MessageSize.ts"
+import { deadline } from "./deadline.ts"
 import * as Telemetry from "./telemetry.ts"
 import { contextOf, issueOf, newId, nowOf, publishSized, rawText, reject } from "./messages.ts"
 
@@ -140,7 +141,7 @@ export const handleCommand = (
       return Telemetry.observeHandling(
         instruments,
         env,
-        Effect.timeoutOption(run, env.expiresAt - received).pipe(
+        deadline(Effect.asSome(run), env.expiresAt - received, () => Effect.succeedNone).pipe(
           Effect.matchCauseEffect({
             onFailure: fail,
             onSuccess: Option.match({

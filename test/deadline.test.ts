@@ -1,0 +1,79 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Exit, Fiber } from "effect"
+import { TestClock } from "effect/testing"
+import { deadline } from "../src/internal/deadline.ts"
+
+const late = () => Effect.succeed("late" as const)
+
+describe("deadline", () => {
+  it.live("returns what ends in time, synchronous or not, and fails as the effect fails", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(yield* deadline(Effect.succeed(1), 1000, late), 1)
+      assert.strictEqual(yield* deadline(Effect.as(Effect.sleep("5 millis"), 2), 1000, late), 2)
+      const failed = yield* Effect.exit(deadline(Effect.fail("boom"), 1000, late))
+      assert.deepStrictEqual(failed, Exit.fail("boom"))
+      const failedLater = yield* Effect.exit(deadline(Effect.andThen(Effect.sleep("5 millis"), Effect.fail("boom")), 1000, late))
+      assert.deepStrictEqual(failedLater, Exit.fail("boom"))
+    }))
+
+  it.live("at the deadline interrupts the effect, runs its finalizers, then gives orElse", () =>
+    Effect.gen(function*() {
+      const events: Array<string> = []
+      const started = Date.now()
+      const result = yield* deadline(
+        Effect.never.pipe(Effect.onInterrupt(() => Effect.sync(() => events.push("finalized")))),
+        30,
+        () => Effect.sync(() => (events.push("orElse"), "late" as const))
+      )
+      assert.strictEqual(result, "late")
+      assert.deepStrictEqual(events, ["finalized", "orElse"])
+      assert.isAtLeast(Date.now() - started, 25)
+    }))
+
+  it.live("an effect ending in time is never interrupted and its timer does not fire later", () =>
+    Effect.gen(function*() {
+      let interrupted = 0
+      let fallbacks = 0
+      for (let i = 0; i < 200; i++) {
+        yield* deadline(
+          Effect.sleep("1 millis").pipe(Effect.onInterrupt(() => Effect.sync(() => interrupted++))),
+          40,
+          () => Effect.sync(() => fallbacks++)
+        )
+      }
+      yield* Effect.sleep("80 millis")
+      assert.strictEqual(interrupted, 0)
+      assert.strictEqual(fallbacks, 0)
+    }))
+
+  it.live("interrupting the caller interrupts the effect and waits for its finalizers", () =>
+    Effect.gen(function*() {
+      const inside = yield* Deferred.make<void>()
+      let finalized = false
+      const fiber = yield* Effect.forkChild(deadline(
+        Effect.andThen(Deferred.succeed(inside, undefined), Effect.never).pipe(
+          Effect.onInterrupt(() => Effect.andThen(Effect.sleep("10 millis"), Effect.sync(() => (finalized = true))))
+        ),
+        10_000,
+        late
+      ))
+      yield* Deferred.await(inside)
+      yield* Fiber.interrupt(fiber)
+      assert.isTrue(finalized)
+    }))
+
+  it.live("the effect sees the caller's services", () =>
+    Effect.gen(function*() {
+      const seen = yield* deadline(Effect.map(Effect.context<never>(), (ctx) => ctx), 1000, late)
+      assert.strictEqual(seen, yield* Effect.context<never>())
+    }))
+
+  it.effect("follows the fiber's clock: under the TestClock only adjusting time reaches the deadline", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.forkChild(deadline(Effect.never, 1000, late))
+      yield* TestClock.adjust("999 millis")
+      assert.isUndefined(fiber.pollUnsafe())
+      yield* TestClock.adjust("1 millis")
+      assert.strictEqual(yield* Fiber.join(fiber), "late")
+    }))
+})
