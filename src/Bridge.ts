@@ -74,7 +74,8 @@ export type Health = "connected" | "reconnecting" | "closed"
 /**
  * The encoded driver every bridge implements.
  *
- * Handlers return an Effect that the bridge runs. It must not fail for a message it handled;
+ * Handlers return an Effect that the bridge runs with the context of the fiber that called `serve`
+ * or `subscribe` (the serving service's services and scope). It must not fail for a message it handled;
  * for durable subscriptions the bridge acknowledges the message when the Effect succeeds and
  * redelivers it when the Effect fails or is interrupted.
  *

@@ -128,17 +128,18 @@ export const toLayer = <S extends Any, H extends Handlers<S>>(
         reason: `service ${service.name}: durable subscriptions (${durable.join(", ")}) are not supported by this bridge`
       })
     }
-    const context = yield* Effect.context<Requirements<H>>()
     const maxBytes = checkLimit(yield* MaxMessageBytes)
     const self: Address = { service: service.name, version: service.version, instance: Runtime.newId() }
 
     // Finalizers run in reverse: deregister consumers, then drain, then interrupt what is left.
     const inflight = yield* FiberSet.make<unknown, unknown>()
     yield* Effect.addFinalizer(() => Effect.asVoid(Effect.timeoutOption(FiberSet.awaitEmpty(inflight), drainTimeout)))
+    // bridges run handlers with the context of the fiber that called `serve`/`subscribe`: this one,
+    // which holds `Requirements<H>`; no per-message `provideContext` (it copies the whole context)
     const track = <E>(effect: Effect.Effect<void, E, Requirements<H>>): Effect.Effect<void, E> =>
       Effect.withFiber((fiber) => {
         FiberSet.addUnsafe(inflight, fiber)
-        return Effect.provideContext(effect, context)
+        return effect as Effect.Effect<void, E>
       })
 
     for (const command of service.commands) {

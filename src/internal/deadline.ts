@@ -8,7 +8,7 @@ import { Clock, Context, Effect, Fiber } from "effect"
 import { BridgeError } from "../BridgeError.ts"
 
 /** The built-in clock; under another one (the `TestClock`) the general path runs, so tests control time. */
-const nativeClock = Context.get(Context.empty(), Clock.Clock)
+export const nativeClock = Context.get(Context.empty(), Clock.Clock)
 
 /** The longest delay `setTimeout` takes. */
 const MAX_TIMER_MS = 2 ** 31 - 1

@@ -7,6 +7,7 @@ import type { CommandAddress } from "../Bridge.ts"
 import type { Address, Envelope, ReplyStatus } from "../Envelope.ts"
 import { MessageContext } from "../MessageContext.ts"
 import * as Metrics from "../Metrics.ts"
+import { nativeClock } from "./deadline.ts"
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$/
 const ZERO_TRACE = "00000000000000000000000000000000"
@@ -41,10 +42,6 @@ export const formatTraceparent = (span: Tracer.AnySpan): string | undefined => {
 /** Runs an effect with a span as its parent (no stack-frame bookkeeping: one context update). */
 const inSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, span: Tracer.Span): Effect.Effect<A, E, R> =>
   Effect.provideService(effect, Tracer.ParentSpan, span)
-
-/** Start of a span in nanoseconds of the fiber's clock (the span's own start when it has one). */
-const startOf = (fiber: Fiber.Fiber<unknown, unknown>, span: Tracer.Span): bigint =>
-  span.status.startTime > 0n ? span.status.startTime : nanosOf(fiber)
 
 /**
  * When Herald opens its spans: `auto` (the default) when someone collects them — a tracer other
@@ -92,12 +89,19 @@ export const remoteParent = (base: Tracer.SpanOptionsNoTrace, traceparent: strin
   return parent === undefined ? { ...base, root: true } : { ...base, parent }
 }
 
-/** High-resolution time of the fiber's clock in nanoseconds. */
-export const nanosOf = (fiber: Fiber.Fiber<unknown, unknown>): bigint => fiber.getRef(Clock.Clock).currentTimeNanosUnsafe()
+/**
+ * A start instant for durations, in milliseconds: `performance.now()` under the built-in clock (a
+ * float read, where the clock's nanoseconds cost BigInt arithmetic), the clock's own time otherwise
+ * (the `TestClock` under test).
+ */
+export const instantOf = (fiber: Fiber.Fiber<unknown, unknown>): number => {
+  const clock = fiber.getRef(Clock.Clock)
+  return clock === nativeClock ? performance.now() : Number(clock.currentTimeNanosUnsafe()) / 1e6
+}
 
-/** Seconds elapsed since `start` (nanoseconds of the same clock). */
-export const secondsSince = (fiber: Fiber.Fiber<unknown, unknown>, start: bigint): number =>
-  Number(nanosOf(fiber) - start) / 1e9
+/** Seconds elapsed since `start` (an `instantOf` the same fiber). */
+export const secondsSince = (fiber: Fiber.Fiber<unknown, unknown>, start: number): number =>
+  (instantOf(fiber) - start) / 1000
 
 /**
  * The outcome label of a caller-side exit: `ok`, the `_tag` of the failure, `Interrupted` or `Defect`.
@@ -171,14 +175,15 @@ export const observeCall = <A, E, R>(
   effect: (span: Tracer.Span | undefined, fiber: Fiber.Fiber<unknown, unknown>) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, R> =>
   Effect.withFiber((fiber) => {
-    const record = (start: bigint) => (exit: Exit.Exit<A, E>) => {
+    const start = instantOf(fiber)
+    const record = (exit: Exit.Exit<A, E>) => {
       instruments.series.calls(outcomeOf(exit)).updateUnsafe(1, fiber.context)
       instruments.series.duration.updateUnsafe(secondsSince(fiber, start), fiber.context)
       return Effect.void
     }
-    if (!tracing(fiber)) return Effect.onExit(effect(undefined, fiber), record(nanosOf(fiber)))
+    if (!tracing(fiber)) return Effect.onExit(effect(undefined, fiber), record)
     const options = withRemoteParent(fiber, instruments.spanOptions, fiber.getRef(MessageContext).traceparent)
-    return Effect.useSpan(instruments.spanName, options, (span) => Effect.onExit(effect(span, fiber), record(startOf(fiber, span))))
+    return Effect.useSpan(instruments.spanName, options, (span) => Effect.onExit(effect(span, fiber), record))
   })
 
 // publishing -------------------------------------------------------------------------------------
@@ -266,15 +271,16 @@ export const observeHandling = <A, E, R>(
   Effect.withFiber((fiber) => {
     const { duration, inFlight } = instruments.series
     inFlight.modifyUnsafe(1, fiber.context)
-    const record = (start: bigint) => () => {
+    const start = instantOf(fiber)
+    const record = () => {
       inFlight.modifyUnsafe(-1, fiber.context)
       duration.updateUnsafe(secondsSince(fiber, start), fiber.context)
       return Effect.void
     }
-    if (!tracing(fiber)) return Effect.onExit(effect, record(nanosOf(fiber)))
+    if (!tracing(fiber)) return Effect.onExit(effect, record)
     return Effect.useSpan(instruments.spanName, remoteParent(instruments.spanOptions, env.traceparent), (span) => {
       annotateSpan(span, env.id, env.correlationId, env.tenantId)
-      return Effect.onExit(inSpan(effect, span), record(startOf(fiber, span)))
+      return Effect.onExit(inSpan(effect, span), record)
     })
   })
 

@@ -8,7 +8,7 @@
  * BridgeSuite.run("nats", NatsBridge.layer({ servers: "127.0.0.1:4222" }))
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Queue, Ref, Schedule, Schema, Scope } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Metric, Queue, Ref, Schedule, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 import { Bridge } from "../Bridge.ts"
@@ -54,6 +54,9 @@ const Ping = Schema.Struct({ n: Schema.Int })
 const PingEvent = (name: string) => Event.make(name, Ping)
 
 class Refused extends Schema.TaggedError<Refused>()("Refused", { n: Schema.Int }) {}
+
+/** A service the bridge under test is built without; only the services' layers provide it. */
+class Greeting extends Context.Service<Greeting, string>()("herald/testing/Greeting") {}
 
 const echoContract = (name: string) =>
   Service.make(name, "1", {
@@ -267,6 +270,43 @@ export const run = (name: string, bridge: Layer.Layer<Bridge, BridgeError>, opti
           yield* Scope.close(second, Exit.void)
         })))
     }
+
+    it.live("handlers run with the services their service was built with, not the bridge's", () =>
+      withBridge(Effect.gen(function*() {
+        const event = PingEvent(unique("ping"))
+        const got = yield* Queue.unbounded<string>()
+        const Echo = echoContract(unique("echo"))
+        const Greeter = Service.make(unique("greeter"), "1", {
+          subscriptions: (options.skipDurable === true ? [false] : [false, true]).map((durable) =>
+            Subscription.make(durable ? "durable" : "plain", {
+              filter: { eventName: event.name },
+              payload: Ping,
+              delivery: "shared",
+              durable
+            })
+          )
+        })
+        // provided to the services only: the bridge was built without it
+        const greeting = Layer.succeed(Greeting, "hello")
+        const heard = (which: string) => (p: { readonly n: number }) =>
+          Effect.flatMap(Effect.service(Greeting), (g) => Queue.offer(got, `${which} ${g} ${p.n}`))
+        yield* Layer.build(Layer.mergeAll(
+          Service.toLayer(Echo, {
+            echo: ({ n }) => Effect.map(Effect.service(Greeting), (g) => ({ n: n + g.length })),
+            hang: () => Effect.never,
+            crash: () => Effect.die("crash")
+          }),
+          Service.toLayer(Greeter, { plain: heard("plain"), durable: heard("durable") })
+        ).pipe(Layer.provide(greeting)))
+        const echo = yield* Client.make(Echo, { timeout: within })
+        assert.deepStrictEqual(yield* echo.echo({ n: 1 }), { n: 6 })
+        yield* Event.publish(event, { n: 2 })
+        const heardAll = yield* takeN(got, options.skipDurable === true ? 1 : 2, within)
+        assert.deepStrictEqual(
+          [...heardAll].sort(),
+          options.skipDurable === true ? ["plain hello 2"] : ["durable hello 2", "plain hello 2"]
+        )
+      })))
 
     it.live("discovery lists the live instances with their contracts and forgets a stopped one", () =>
       withBridge(Effect.gen(function*() {
