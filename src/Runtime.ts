@@ -19,7 +19,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES, exceeds } from "./MessageSize.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Telemetry from "./internal/telemetry.ts"
 import * as Subscription from "./Subscription.ts"
-import { deadline } from "./internal/deadline.ts"
+import { deadline } from "./internal/hotPath.ts"
 import { issueOf, newId, nowOf, outgoing } from "./internal/messages.ts"
 
 export { ANONYMOUS, contextOf, newId, publishEncoded, publishSized } from "./internal/messages.ts"

@@ -23,7 +23,7 @@ import * as Metrics from "../Metrics.ts"
 import { makeDurables, type Run } from "../internal/mqttDurable.ts"
 import { makePresence } from "../internal/mqttPresence.ts"
 import * as Topics from "../internal/mqttTopics.ts"
-import * as Deadline from "../internal/deadline.ts"
+import * as Deadline from "../internal/hotPath.ts"
 
 /** TLS options passed to the client as they are; use them with an `mqtts://` URL. */
 export interface MqttTlsOptions {

@@ -13,7 +13,7 @@
  */
 import type { ConsumerConfig, ConsumerMessages, JetStreamManager, JsMsg } from "@nats-io/jetstream"
 import { JetStreamApiCodes, jetstreamManager } from "@nats-io/jetstream"
-import type { Authenticator, ConnectionOptions, Msg, NatsConnection, TlsOptions } from "@nats-io/transport-node"
+import type { Authenticator, ConnectionOptions, Msg, MsgHdrs, NatsConnection, TlsOptions } from "@nats-io/transport-node"
 import { connect, credsAuthenticator, headers, nuid } from "@nats-io/transport-node"
 import type { Context, Fiber, Scope } from "effect"
 import { Cause, Clock, Deferred, Duration, Effect, Exit, Layer, Option, Schedule, Stream } from "effect"
@@ -21,7 +21,7 @@ import { addressKey, Bridge, type BridgeShape, type Health, type SubscriptionSpe
 import { BridgeError, NoResponder } from "../BridgeError.ts"
 import * as Metrics from "../Metrics.ts"
 import * as Subjects from "../internal/natsSubjects.ts"
-import * as Deadline from "../internal/deadline.ts"
+import * as Deadline from "../internal/hotPath.ts"
 
 /** Options of the NATS bridge. Every option has a default; `NatsBridge.layer()` talks to a local server. */
 export interface NatsBridgeConfig {
@@ -117,7 +117,8 @@ const bestEffort = (ms: number, thunk: () => Promise<unknown>): Effect.Effect<vo
 
 interface Pending {
   readonly key: string
-  readonly reply: Deferred.Deferred<Uint8Array, NoResponder | BridgeError>
+  /** Ends the waiting request or publish with the reply (or the PubAck), or with why there is none. */
+  readonly done: (exit: Exit.Exit<Uint8Array, NoResponder | BridgeError>) => void
 }
 
 const connectionOptions = (config: NatsBridgeConfig, timeoutMs: number, connection: () => NatsConnection | undefined) => {
@@ -218,7 +219,7 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
     const pending = new Map<string, Pending>()
     let requests = 0 // entries of `pending` that are command requests (the others wait for a PubAck)
     const failPending = (reason: string) => {
-      for (const p of pending.values()) Deferred.doneUnsafe(p.reply, Exit.fail(fail(`request ${p.key}: ${reason}`)))
+      for (const p of pending.values()) p.done(Exit.fail(fail(`request ${p.key}: ${reason}`)))
     }
     // nats.js drops what is published while disconnected, so sends wait for this gate (open while connected)
     let health: Health = "connected"
@@ -253,8 +254,6 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
       )
     /** Whether sends can go out now, without waiting for the gate (the common case). */
     const isUp = () => Deferred.isDoneUnsafe(gate) && !nc.isClosed()
-    /** Waits for the connection only when it is down: the hot path takes no extra Effect steps. */
-    const ready = (what: string) => (isUp() ? Effect.void : connected(what))
     const flush = (what: string) => attempt(what, () => nc.flush()).pipe(within(what, timeoutMs))
     const runner = Effect.map(Effect.context<never>(), (ctx: Context.Context<never>): Run => Effect.runForkWith(ctx))
     /**
@@ -298,9 +297,38 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
       const entry = pending.get(msg.subject.slice(inbox.length + 1))
       if (entry === undefined) return
       const noResponders = msg.headers?.code === 503 && msg.data.length === 0
-      Deferred.doneUnsafe(entry.reply, noResponders ? Exit.fail(new NoResponder({ address: entry.key })) : Exit.succeed(msg.data))
+      entry.done(noResponders ? Exit.fail(new NoResponder({ address: entry.key })) : Exit.succeed(msg.data))
     })
     yield* flush("subscribe the reply inbox")
+
+    /**
+     * Publishes `bytes` to `subject` with a reply subject in the bridge's inbox and waits for the
+     * answer: one callback, registered in `pending` exactly while it waits (removed on the answer, a
+     * failed send and interruption). `key` names it in `NoResponder` and when the connection closes,
+     * `what` in a failed send; `isRequest` counts it in `pendingRequests`.
+     */
+    const exchange = (key: string, what: string, subject: string, bytes: Uint8Array, h: MsgHdrs | undefined, isRequest: boolean) =>
+      Effect.callback<Uint8Array, NoResponder | BridgeError>((resume) => {
+        const id = String(++seq)
+        const forget = () => {
+          if (pending.delete(id) && isRequest) requests--
+        }
+        pending.set(id, {
+          key,
+          done: (exit) => {
+            forget()
+            resume(exit)
+          }
+        })
+        if (isRequest) requests++
+        try {
+          nc.publish(subject, bytes, h === undefined ? { reply: `${inbox}.${id}` } : { reply: `${inbox}.${id}`, headers: h })
+        } catch (e) {
+          forget()
+          return resume(Effect.fail(bridgeError(what, e)))
+        }
+        return Effect.sync(forget)
+      })
 
     /** Creates the durable consumer, or updates it when it exists with another configuration. */
     const ensureConsumer = (name: string, cfg: Partial<ConsumerConfig>) =>
@@ -397,23 +425,9 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
           // JetStream de-duplicates on the envelope id: a retried publish is stored once
           h.set("Nats-Msg-Id", route.id)
           // published with a reply subject in the bridge's inbox: the stream answers with its PubAck
-          const store = Effect.acquireUseRelease(
-            Effect.sync(() => {
-              const id = String(++seq)
-              const entry: Pending = { key: what, reply: Deferred.makeUnsafe() }
-              pending.set(id, entry)
-              return { id, entry }
-            }),
-            ({ entry, id }) =>
-              Effect.try({
-                try: () => nc.publish(subject, bytes, { reply: `${inbox}.${id}`, headers: h }),
-                catch: (e) => bridgeError(what, e)
-              }).pipe(
-                Effect.andThen(Deferred.await(entry.reply)),
-                within(what, timeoutMs),
-                Effect.flatMap((ack) => pubAckError(ack) ?? Effect.void)
-              ),
-            ({ id }) => Effect.sync(() => pending.delete(id))
+          const store = Effect.flatMap(
+            within(what, timeoutMs)(exchange(what, what, subject, bytes, h, false)),
+            (ack) => pubAckError(ack) ?? Effect.void
           )
           // no responder: the stream is not (yet) there, e.g. just after a server restart, or has no
           // leader while a cluster elects one (seconds after a node is lost): retry for `timeout`
@@ -444,24 +458,8 @@ export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, 
           const key = addressKey(address)
           if (!Subjects.isValidAddress(address)) return Effect.fail(fail(`request ${key}: not a valid NATS address`))
           if (nc.isClosed()) return Effect.fail(fail(`request ${key}: the connection is closed`))
-          const once = Effect.acquireUseRelease(
-            Effect.sync(() => {
-              const id = String(++seq)
-              const entry: Pending = { key, reply: Deferred.makeUnsafe() }
-              pending.set(id, entry)
-              requests++
-              return { id, entry }
-            }),
-            ({ entry, id }) =>
-              ready(`request ${key}`).pipe(
-                Effect.andThen(Effect.try({
-                  try: () => nc.publish(Subjects.commandSubject(prefix, address), bytes, { reply: `${inbox}.${id}` }),
-                  catch: (e) => bridgeError(`request ${key}`, e)
-                })),
-                Effect.andThen(Deferred.await(entry.reply))
-              ),
-            ({ id }) => Effect.sync(() => void (pending.delete(id), requests--))
-          )
+          const send = exchange(key, `request ${key}`, Subjects.commandSubject(prefix, address), bytes, undefined, true)
+          const once = Effect.suspend(() => (isUp() ? send : Effect.andThen(connected(`request ${key}`), send)))
           // right after a reconnection the servers of the address may not have re-subscribed yet:
           // a NoResponder then is retried (until the caller's deadline interrupts) instead of final
           const retried: Effect.Effect<Uint8Array, NoResponder | BridgeError> = Effect.catch(once, (e) =>

@@ -13,7 +13,7 @@ import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberSet, Schedule, Sem
 import { BridgeError } from "../BridgeError.ts"
 import * as Metrics from "../Metrics.ts"
 import * as Topology from "./amqpTopology.ts"
-import * as Deadline from "./deadline.ts"
+import * as Deadline from "./hotPath.ts"
 
 /** The name of the AMQP bridge, as it appears in its errors. */
 export const BRIDGE = "amqp"

@@ -11,7 +11,7 @@ import * as Envelope from "../Envelope.ts"
 import type { Address } from "../Envelope.ts"
 import { MessageContext } from "../MessageContext.ts"
 import { DEFAULT_MAX_MESSAGE_BYTES, exceeds } from "../MessageSize.ts"
-import { deadline } from "./deadline.ts"
+import { deadline } from "./hotPath.ts"
 import * as Telemetry from "./telemetry.ts"
 import { contextOf, issueOf, newId, nowOf, publishSized, rawText, reject } from "./messages.ts"
 

@@ -11,6 +11,7 @@ import type { Address } from "../Envelope.ts"
 import { MessageContext, type MessageContextShape } from "../MessageContext.ts"
 import { DEFAULT_MAX_MESSAGE_BYTES, exceeds } from "../MessageSize.ts"
 import * as Metrics from "../Metrics.ts"
+import { retryAfterFailure } from "./hotPath.ts"
 import * as Telemetry from "./telemetry.ts"
 import * as Subscription from "../Subscription.ts"
 import { contextOf, issueOf, publishSized, rawText, reject } from "./messages.ts"
@@ -172,7 +173,7 @@ export const handleEvent = (
         if (attempts > 1) Telemetry.countRetry(instruments, fiber)
         return handler(payload.success, attempts === 1 ? info : { ...info, attempt: attempts })
       })
-      const handled = attempt.pipe(Effect.retry(subscription.retry), Effect.provideService(MessageContext, contextOf(env, self)))
+      const handled = retryAfterFailure(attempt, subscription.retry).pipe(Effect.provideService(MessageContext, contextOf(env, self)))
       let slotted: Effect.Effect<unknown, unknown>
       if (subscription.durable) {
         // the broker bounds what a durable subscription has in flight (prefetch, max ack pending, receive maximum)

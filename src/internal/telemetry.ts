@@ -7,7 +7,7 @@ import type { CommandAddress } from "../Bridge.ts"
 import type { Address, Envelope, ReplyStatus } from "../Envelope.ts"
 import { MessageContext } from "../MessageContext.ts"
 import * as Metrics from "../Metrics.ts"
-import { nativeClock } from "./deadline.ts"
+import { nativeClock } from "./hotPath.ts"
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$/
 const ZERO_TRACE = "00000000000000000000000000000000"

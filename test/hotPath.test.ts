@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber } from "effect"
+import { Clock, Deferred, Effect, Exit, Fiber, Schedule } from "effect"
 import { TestClock } from "effect/testing"
-import { deadline } from "../src/internal/deadline.ts"
+import { deadline, retryAfterFailure } from "../src/internal/hotPath.ts"
 
 const late = () => Effect.succeed("late" as const)
 
@@ -75,5 +75,60 @@ describe("deadline", () => {
       assert.isUndefined(fiber.pollUnsafe())
       yield* TestClock.adjust("1 millis")
       assert.strictEqual(yield* Fiber.join(fiber), "late")
+    }))
+})
+
+describe("retryAfterFailure", () => {
+  /** Runs an effect failing its first `failures` runs with the given retry, under the TestClock: what each run saw and how it ended. */
+  const trace = (
+    retry: typeof Effect.retry | typeof retryAfterFailure,
+    failures: number,
+    schedule: Schedule.Schedule<unknown, string>
+  ) =>
+    Effect.gen(function*() {
+      const runs: Array<number> = [] // when each run started, in TestClock milliseconds
+      let n = 0
+      const start = yield* Clock.currentTimeMillis
+      const subject = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        runs.push(now - start)
+        return n++ < failures ? Effect.fail(`failure ${n}`) : Effect.succeed(`ok after ${n}`)
+      })
+      const fiber = yield* Effect.forkChild(Effect.exit((retry as typeof retryAfterFailure)(subject, schedule)))
+      for (let i = 0; i < 20; i++) yield* TestClock.adjust("50 millis")
+      const exit = yield* Fiber.join(fiber)
+      return { runs, exit }
+    })
+
+  it.effect("the same runs and result as Effect.retry, for 0 to 6 failures and every policy kind (all combinations)", () =>
+    Effect.gen(function*() {
+      for (const kind of ["recurs", "spaced", "exponential", "while"] as const) {
+        for (let times = 0; times <= 4; times++) {
+          const schedule: Schedule.Schedule<unknown, string> = kind === "recurs"
+            ? Schedule.recurs(times)
+            : kind === "spaced"
+            ? Schedule.spaced("30 millis").pipe(Schedule.upTo({ times }))
+            : kind === "exponential"
+            ? Schedule.exponential("10 millis").pipe(Schedule.upTo({ times }))
+            : Schedule.recurs(times).pipe(Schedule.while(({ input }) => input !== "failure 2"))
+          for (let failures = 0; failures <= 6; failures++) {
+            const expected = yield* trace(Effect.retry, failures, schedule)
+            const actual = yield* trace(retryAfterFailure, failures, schedule)
+            assert.deepStrictEqual(actual, expected, `${kind} ${times} with ${failures} failures`)
+          }
+        }
+      }
+    }))
+
+  it.effect("waits the schedule's delay before the second run, not after it", () =>
+    Effect.gen(function*() {
+      let runs = 0
+      const fiber = yield* Effect.forkChild(
+        retryAfterFailure(Effect.suspend(() => (++runs === 1 ? Effect.fail("no") : Effect.void)), Schedule.spaced("1 second"))
+      )
+      yield* TestClock.adjust("999 millis")
+      assert.strictEqual(runs, 1)
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(fiber)
+      assert.strictEqual(runs, 2)
     }))
 })
