@@ -9,7 +9,7 @@
 import { randomUUID } from "node:crypto"
 import { driveCommand, type DriveOptions, type DriveResult } from "./lib/command.ts"
 import { driveFanout } from "./lib/fanout.ts"
-import type { Measurement, SystemModule, Workload } from "./lib/types.ts"
+import { type Measurement, SUBSCRIBERS, type SystemModule, type Workload } from "./lib/types.ts"
 import { describe, problems, rssMb, within } from "./lib/util.ts"
 import { systemById } from "./systems/index.ts"
 
@@ -23,8 +23,6 @@ export interface ChildSpec {
   readonly sampleRss: boolean
 }
 
-/** Subscribers in the fanout workload. */
-export const SUBSCRIBERS = 4
 /** Per-call timeout every caller applies. */
 const CALL_TIMEOUT_MS = 5000
 const SETUP_TIMEOUT_MS = 15_000

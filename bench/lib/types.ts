@@ -52,6 +52,9 @@ export interface SystemInfo {
 
 export type Workload = "command" | "fanout"
 
+/** Subscribers in the fanout workload. */
+export const SUBSCRIBERS = 4
+
 /** One measurement as printed (one JSON line). */
 export interface Measurement {
   readonly system: string
