@@ -65,7 +65,8 @@ const measurement = (r: DriveResult | undefined, failure: string | undefined): M
     duplicates: t?.duplicates ?? 0,
     rss_mb: rssMb(),
     ...(spec.sampleRss && r !== undefined ? { rss_samples: r.rssSamples } : {}),
-    ...(r?.heapAfterGc === undefined ? {} : { heap_gc_baseline_mb: r.heapAfterGc[0], heap_gc_end_mb: r.heapAfterGc[1] })
+    ...(r?.heapAfterGc === undefined ? {} : { heap_gc_baseline_mb: r.heapAfterGc[0], heap_gc_end_mb: r.heapAfterGc[1] }),
+    ...(r?.youngGeneration === undefined ? {} : { young_gen_baseline_mb: r.youngGeneration[0], young_gen_end_mb: r.youngGeneration[1] })
   }
 }
 

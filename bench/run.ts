@@ -144,7 +144,10 @@ for (const s of memorySystems) {
         ` (${m.ops_per_s.toLocaleString("en-US")} calls/s${m.ok ? "" : `; run failed: ${m.failure}`})` +
         (m.heap_gc_baseline_mb === undefined || m.heap_gc_end_mb === undefined
           ? ""
-          : `; heap after a full GC ${m.heap_gc_baseline_mb} → ${m.heap_gc_end_mb} MB`)
+          : `; heap after a full GC ${m.heap_gc_baseline_mb} → ${m.heap_gc_end_mb} MB`) +
+        (m.young_gen_baseline_mb === undefined || m.young_gen_end_mb === undefined
+          ? ""
+          : `; V8 young generation ${m.young_gen_baseline_mb} → ${m.young_gen_end_mb} MB`)
   )
 }
 

@@ -6,7 +6,7 @@
  */
 import { Histogram } from "./histogram.ts"
 import type { CommandTarget } from "./types.ts"
-import { heapAfterGcMb, newTally, noteError, RssSampler, sleep, type Tally, within } from "./util.ts"
+import { heapAfterGcMb, newTally, noteError, RssSampler, sleep, type Tally, within, youngGenerationMb } from "./util.ts"
 
 export interface DriveOptions {
   readonly concurrency: number
@@ -26,6 +26,8 @@ export interface DriveResult {
   readonly rssSamples: ReadonlyArray<readonly [number, number]>
   /** Heap after a full GC at the memory baseline and at the end of the window (memory runs only). */
   readonly heapAfterGc?: readonly [number | undefined, number | undefined]
+  /** V8's young generation at the memory baseline and at the end of the window (memory runs only). */
+  readonly youngGeneration?: readonly [number | undefined, number | undefined]
 }
 
 export const driveCommand = async (target: CommandTarget, o: DriveOptions): Promise<DriveResult> => {
@@ -73,6 +75,8 @@ export const driveCommand = async (target: CommandTarget, o: DriveOptions): Prom
     tally.timeouts += inflight
     tally.firstProblem ??= `${inflight} calls still pending ${o.graceMs} ms after the window`
   }
-  const heapAfterGc = o.sampleRss ? [rss.heapAtBaseline, heapAfterGcMb()] as const : undefined
-  return { ops, histogram, tally, rssSamples: rss.samples, ...(heapAfterGc === undefined ? {} : { heapAfterGc }) }
+  if (!o.sampleRss) return { ops, histogram, tally, rssSamples: rss.samples }
+  const youngGeneration = [rss.youngAtBaseline, youngGenerationMb()] as const
+  const heapAfterGc = [rss.heapAtBaseline, heapAfterGcMb()] as const
+  return { ops, histogram, tally, rssSamples: rss.samples, heapAfterGc, youngGeneration }
 }

@@ -85,4 +85,7 @@ export interface Measurement {
   /** Memory runs: heap in use after a full GC at the baseline instant and at the end, MB. */
   readonly heap_gc_baseline_mb?: number | undefined
   readonly heap_gc_end_mb?: number | undefined
+  /** Memory runs: the size of V8's young generation (new space) at the baseline instant and at the end, MB. */
+  readonly young_gen_baseline_mb?: number | undefined
+  readonly young_gen_end_mb?: number | undefined
 }

@@ -1,3 +1,5 @@
+import v8 from "node:v8"
+
 /**
  * Small helpers shared by the workload drivers: bounded waits, error classification, RSS sampling.
  */
@@ -46,11 +48,22 @@ export const heapAfterGcMb = (): number | undefined => {
   return Math.round((process.memoryUsage().heapUsed / 1048576) * 10) / 10
 }
 
+/**
+ * The size V8 gives its young generation (new space) right now, in MB. Under a high allocation rate
+ * V8 doubles it once enough bytes have survived scavenges: a one-time step in RSS that is not live data.
+ */
+export const youngGenerationMb = (): number | undefined => {
+  const space = v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space")
+  return space === undefined ? undefined : Math.round((space.space_size / 1048576) * 10) / 10
+}
+
 /** Samples RSS every `everyMs` when `tick` is called (from the hot loop: no timer needed). */
 export class RssSampler {
   readonly samples: Array<readonly [number, number]> = []
   /** `heapAfterGcMb()` at the memory check's baseline instant (5 s into the window). */
   heapAtBaseline: number | undefined = undefined
+  /** `youngGenerationMb()` at the same instant (read before that full GC). */
+  youngAtBaseline: number | undefined = undefined
   private next: number
   private readonly origin: number
   private readonly everyMs: number
@@ -64,7 +77,10 @@ export class RssSampler {
   tick(now: number): void {
     if (!this.enabled || now < this.next) return
     this.samples.push([Math.round(now - this.origin) / 1000, rssMb()])
-    if (this.heapAtBaseline === undefined && now - this.origin >= 5000) this.heapAtBaseline = heapAfterGcMb()
+    if (this.heapAtBaseline === undefined && now - this.origin >= 5000) {
+      this.youngAtBaseline = youngGenerationMb()
+      this.heapAtBaseline = heapAfterGcMb()
+    }
     this.next += this.everyMs
     if (this.next < now) this.next = now + this.everyMs
   }
