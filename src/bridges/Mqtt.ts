@@ -23,7 +23,7 @@ import * as Metrics from "../Metrics.ts"
 import { makeDurables, type Run } from "../internal/mqttDurable.ts"
 import { makePresence } from "../internal/mqttPresence.ts"
 import * as Topics from "../internal/mqttTopics.ts"
-import * as Deadline from "../internal/hotPath.ts"
+import * as HotPath from "../internal/hotPath.ts"
 
 /** TLS options passed to the client as they are; use them with an `mqtts://` URL. */
 export interface MqttTlsOptions {
@@ -88,7 +88,7 @@ const millis = (input: Duration.Input | undefined, fallback: Duration.Input): nu
   Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback))
 const fail = (reason: string) => new BridgeError({ bridge: BRIDGE, reason })
 const bridgeError = (what: string, e: unknown) => fail(`${what}: ${e instanceof Error ? e.message : String(e)}`)
-const within = (what: string, ms: number) => Deadline.within(BRIDGE, what, ms)
+const within = (what: string, ms: number) => HotPath.within(BRIDGE, what, ms)
 const bestEffort = <A, E>(ms: number, effect: Effect.Effect<A, E>): Effect.Effect<void> => Effect.ignore(Effect.timeoutOption(effect, ms))
 const bufferOf = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 const bytesOf = (packet: IPublishPacket): Uint8Array => typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload

@@ -21,7 +21,7 @@ import { addressKey, Bridge, type BridgeShape, type Health, type SubscriptionSpe
 import { BridgeError, NoResponder } from "../BridgeError.ts"
 import * as Metrics from "../Metrics.ts"
 import * as Subjects from "../internal/natsSubjects.ts"
-import * as Deadline from "../internal/hotPath.ts"
+import * as HotPath from "../internal/hotPath.ts"
 
 /** Options of the NATS bridge. Every option has a default; `NatsBridge.layer()` talks to a local server. */
 export interface NatsBridgeConfig {
@@ -95,7 +95,7 @@ const attempt = <A>(what: string, thunk: () => Promise<A>): Effect.Effect<A, Bri
   Effect.tryPromise({ try: thunk, catch: (e) => bridgeError(what, e) })
 
 /** Bounds an effect by `ms`, failing with a `BridgeError` on timeout. */
-const within = (what: string, ms: number) => Deadline.within(BRIDGE, what, ms)
+const within = (what: string, ms: number) => HotPath.within(BRIDGE, what, ms)
 
 const ackDecoder = new TextDecoder()
 

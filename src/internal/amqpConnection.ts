@@ -13,7 +13,7 @@ import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberSet, Schedule, Sem
 import { BridgeError } from "../BridgeError.ts"
 import * as Metrics from "../Metrics.ts"
 import * as Topology from "./amqpTopology.ts"
-import * as Deadline from "./hotPath.ts"
+import * as HotPath from "./hotPath.ts"
 
 /** The name of the AMQP bridge, as it appears in its errors. */
 export const BRIDGE = "amqp"
@@ -33,7 +33,7 @@ export const attempt = <A>(what: string, thunk: () => Promise<A>): Effect.Effect
   Effect.tryPromise({ try: thunk, catch: (e) => bridgeError(what, e) })
 
 /** Bounds an effect by `ms`, failing with a `BridgeError` on timeout. */
-export const within = (what: string, ms: number) => Deadline.within(BRIDGE, what, ms)
+export const within = (what: string, ms: number) => HotPath.within(BRIDGE, what, ms)
 
 /** Runs a cleanup promise, bounded and ignoring failures (the broker may already be gone). */
 export const bestEffort = (ms: number, thunk: () => Promise<unknown>): Effect.Effect<void> =>

@@ -71,9 +71,6 @@ export const retryAfterFailure = <A, E, R, X, R2>(
 ): Effect.Effect<A, E, R | R2> =>
   Effect.catch(self, (first: E) => {
     let replay = true
-    return Effect.retry(Effect.suspend((): Effect.Effect<A, E, R> => (replay ? (replay = false, Effect.fail(first)) : self)), schedule) as Effect.Effect<
-      A,
-      E,
-      R | R2
-    >
+    const again = Effect.suspend((): Effect.Effect<A, E, R> => (replay ? (replay = false, Effect.fail(first)) : self))
+    return Effect.retry(again, schedule) as Effect.Effect<A, E, R | R2>
   })
