@@ -20,7 +20,7 @@ import { connect, type IClientOptions, type IClientPublishOptions, type IPublish
 import { addressKey, Bridge, type BridgeShape, type Health } from "../Bridge.ts"
 import { BridgeError, NoResponder } from "../BridgeError.ts"
 import * as Metrics from "../Metrics.ts"
-import { makeDurables, type Run } from "../internal/mqttDurable.ts"
+import { makeDurables, type PublishOn, type Run } from "../internal/mqttDurable.ts"
 import { makePresence } from "../internal/mqttPresence.ts"
 import * as Topics from "../internal/mqttTopics.ts"
 import * as HotPath from "../internal/hotPath.ts"
@@ -177,14 +177,7 @@ const writeBatcher = (dispatcher: Scheduler.SchedulerDispatcher) => {
 }
 
 /** Publishes and waits for mqtt.js's callback: the PUBACK for QoS 1, the write for QoS 0. */
-const publishOn = (
-  client: MqttClient,
-  batch: (client: MqttClient) => void,
-  what: string,
-  topic: string,
-  payload: Buffer,
-  options: IClientPublishOptions
-) =>
+const publishOn: PublishOn = (client, batch, what, topic, payload, options) =>
   Effect.callback<void, BridgeError>((resume) => {
     batch(client)
     client.publish(topic, payload, options, (e) => resume(e ? Effect.fail(bridgeError(what, e)) : Effect.void))

@@ -14,6 +14,16 @@ import type { BridgeShape, SubscriptionSpec } from "../Bridge.ts"
 import type { BridgeError } from "../BridgeError.ts"
 import * as Topics from "./mqttTopics.ts"
 
+/** Publishes on a client and waits for mqtt.js's callback (the bridge's `publishOn`). */
+export type PublishOn = (
+  client: MqttClient,
+  batch: (client: MqttClient) => void,
+  what: string,
+  topic: string,
+  payload: Buffer,
+  options: IClientPublishOptions
+) => Effect.Effect<void, BridgeError>
+
 const EMPTY = Buffer.alloc(0)
 /** Delay before a durable session whose handler failed reconnects to get the event again (MQTT has no nak). */
 const NAK_DELAY_MS = 1000
@@ -80,14 +90,7 @@ export interface DurableContext {
   /** Turns Nagle's algorithm off on a client's socket. */
   readonly noDelay: (client: MqttClient) => void
   /** Publishes and waits for mqtt.js's callback. */
-  readonly publishOn: (
-    client: MqttClient,
-    batch: (client: MqttClient) => void,
-    what: string,
-    topic: string,
-    payload: Buffer,
-    options: IClientPublishOptions
-  ) => Effect.Effect<void, BridgeError>
+  readonly publishOn: PublishOn
   /** A `BridgeError` of the MQTT bridge. */
   readonly fail: (reason: string) => BridgeError
   /** A `BridgeError` of the MQTT bridge describing `e`. */

@@ -164,6 +164,23 @@ export const callInstruments = (address: CommandAddress): CallInstruments => {
 }
 
 /**
+ * Runs `effect` of a sending operation (an invocation, a publish), then `record` with its exit: in
+ * the operation's span when `tracing` is on — a child of the current span, or of `traceparent` at
+ * top level — passed to `effect` rather than provided as a parent.
+ */
+const spanned = <A, E, R>(
+  fiber: Fiber.Fiber<unknown, unknown>,
+  instruments: { readonly spanName: string; readonly spanOptions: Tracer.SpanOptionsNoTrace },
+  traceparent: string | undefined,
+  effect: (span: Tracer.Span | undefined, fiber: Fiber.Fiber<unknown, unknown>) => Effect.Effect<A, E, R>,
+  record: (exit: Exit.Exit<A, E>) => Effect.Effect<void>
+): Effect.Effect<A, E, R> => {
+  if (!tracing(fiber)) return Effect.onExit(effect(undefined, fiber), record)
+  const options = withRemoteParent(fiber, instruments.spanOptions, traceparent)
+  return Effect.useSpan(instruments.spanName, options, (span) => Effect.onExit(effect(span, fiber), record))
+}
+
+/**
  * Runs one invocation in its `herald.invoke` span (a child of the current span, or of the
  * context's `traceparent` at top level; none when `tracing` is off) and records its outcome and
  * duration. The span is passed to `effect` (for the outgoing `traceparent`) rather than provided as
@@ -181,9 +198,7 @@ export const observeCall = <A, E, R>(
       instruments.series.duration.updateUnsafe(secondsSince(fiber, start), fiber.context)
       return Effect.void
     }
-    if (!tracing(fiber)) return Effect.onExit(effect(undefined, fiber), record)
-    const options = withRemoteParent(fiber, instruments.spanOptions, fiber.getRef(MessageContext).traceparent)
-    return Effect.useSpan(instruments.spanName, options, (span) => Effect.onExit(effect(span, fiber), record))
+    return spanned(fiber, instruments, fiber.getRef(MessageContext).traceparent, effect, record)
   })
 
 // publishing -------------------------------------------------------------------------------------
@@ -235,9 +250,7 @@ export const observePublish = <A, E, R>(
       }
       return Effect.void
     }
-    if (!tracing(fiber)) return Effect.onExit(effect(undefined, fiber), record)
-    const options = withRemoteParent(fiber, instruments.spanOptions, ctx.traceparent)
-    return Effect.useSpan(instruments.spanName, options, (span) => Effect.onExit(effect(span, fiber), record))
+    return spanned(fiber, instruments, ctx.traceparent, effect, record)
   })
 
 // serving side -----------------------------------------------------------------------------------
