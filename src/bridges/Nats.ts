@@ -11,70 +11,20 @@
  *
  * The wire mapping is specified in `docs/nats-wire.md`.
  */
-import type { ConsumerConfig, ConsumerMessages, JetStreamManager, JsMsg } from "@nats-io/jetstream"
-import { JetStreamApiCodes, jetstreamManager } from "@nats-io/jetstream"
-import type { Authenticator, ConnectionOptions, Msg, MsgHdrs, NatsConnection, TlsOptions } from "@nats-io/transport-node"
-import { connect, credsAuthenticator, headers, nuid } from "@nats-io/transport-node"
+import type { ConsumerConfig, ConsumerMessages, JsMsg } from "@nats-io/jetstream"
+import { jetstreamManager } from "@nats-io/jetstream"
+import type { Msg, MsgHdrs, NatsConnection } from "@nats-io/transport-node"
+import { connect, headers, nuid } from "@nats-io/transport-node"
 import type { Context, Fiber, Scope } from "effect"
-import { Cause, Clock, Deferred, Duration, Effect, Exit, Layer, Option, Schedule, Stream } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Layer, Option, Schedule, Stream } from "effect"
 import { addressKey, Bridge, type BridgeShape, type Health, type SubscriptionSpec } from "../Bridge.ts"
-import { BridgeError, NoResponder } from "../BridgeError.ts"
+import { type BridgeError, NoResponder } from "../BridgeError.ts"
 import * as Metrics from "../Metrics.ts"
+import { attempt, bridgeError, codeOf, connectionOptions, ensureStream, fail, millis, type NatsBridgeConfig } from "../internal/natsSetup.ts"
 import * as Subjects from "../internal/natsSubjects.ts"
 import * as HotPath from "../internal/hotPath.ts"
 
-/** Options of the NATS bridge. Every option has a default; `NatsBridge.layer()` talks to a local server. */
-export interface NatsBridgeConfig {
-  /** Server URL(s), `host:port` or `nats://host:port`. Default `"127.0.0.1:4222"`. */
-  readonly servers?: string | ReadonlyArray<string> | undefined
-  /** Connection name shown in the server's monitoring. Default `"herald"`. */
-  readonly name?: string | undefined
-  /** Token authentication. */
-  readonly token?: string | undefined
-  /** User name for user/password authentication. */
-  readonly user?: string | undefined
-  /** Password for user/password authentication. */
-  readonly pass?: string | undefined
-  /** A custom authenticator, e.g. `nkeyAuthenticator(seed)` or `jwtAuthenticator(jwt, seed)`. */
-  readonly authenticator?: Authenticator | undefined
-  /** The contents of a NATS `.creds` file (user JWT and nkey seed). */
-  readonly creds?: string | undefined
-  /** TLS options passed to the client as they are (`{}` requires TLS with the system CAs). */
-  readonly tls?: TlsOptions | undefined
-  /**
-   * First tokens of every Herald subject: letters, digits, `_` and `-`, several tokens joined by `.`
-   * allowed (`acme.herald`). Default `"herald"`.
-   */
-  readonly subjectPrefix?: string | undefined
-  /** The JetStream stream holding events. Default derived from the prefix: `herald` → `HERALD_EVENTS`. */
-  readonly streamName?: string | undefined
-  /** Stream limit: events older than this are removed even if unacknowledged. Default: unlimited. */
-  readonly streamMaxAge?: Duration.Input | undefined
-  /** Stream limit: the oldest events are removed past this many bytes. Default: unlimited. */
-  readonly streamMaxBytes?: number | undefined
-  /**
-   * Copies of the event stream (and of its durable consumers) kept by a JetStream cluster: 1 to 5.
-   * Use 3 on a cluster of 3 or more servers so durable events survive the loss of one of them.
-   * Default 1 (what a single server supports). An existing stream is updated to this value.
-   */
-  readonly streamReplicas?: number | undefined
-  /** Bound of one broker operation: connect, flush, JetStream API call, publish acknowledgement. Default 5 s. */
-  readonly timeout?: Duration.Input | undefined
-  /** First wait before reconnecting; doubles on every failed attempt up to `reconnectMaxWait`. Default 250 ms. */
-  readonly reconnectTimeWait?: Duration.Input | undefined
-  /** Longest wait between reconnection attempts. Default 5 s. */
-  readonly reconnectMaxWait?: Duration.Input | undefined
-  /** Reconnection attempts per server before giving up; `-1` (the default) reconnects forever. */
-  readonly maxReconnectAttempts?: number | undefined
-  /** Durable subscriptions: how long a delivered event may stay unacknowledged before redelivery. Default 30 s. */
-  readonly ackWait?: Duration.Input | undefined
-  /** Durable subscriptions: unacknowledged events in flight per consumer (backpressure). Default 256. */
-  readonly maxAckPending?: number | undefined
-  /** Durable `broadcast` subscriptions: an instance's consumer is deleted after this long without it. Default 10 min. */
-  readonly broadcastInactiveThreshold?: Duration.Input | undefined
-  /** How long closing waits for subscriptions and the connection to drain. Default 5 s. */
-  readonly drainTimeout?: Duration.Input | undefined
-}
+export type { NatsBridgeConfig } from "../internal/natsSetup.ts"
 
 const BRIDGE = "nats"
 /** Delay before a failed durable event is redelivered (the runtime has already retried it in-process). */
@@ -83,16 +33,6 @@ const NAK_DELAY_MS = 1000
 const PULL_EXPIRES_MS = 5000
 /** JetStream API error: a consumer of that name exists with another configuration (servers 2.10+). */
 const CONSUMER_EXISTS = 10148
-
-const millis = (input: Duration.Input | undefined, fallback: Duration.Input): number =>
-  Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback))
-const fail = (reason: string) => new BridgeError({ bridge: BRIDGE, reason })
-const bridgeError = (what: string, e: unknown) => fail(`${what}: ${e instanceof Error ? e.message : String(e)}`)
-const codeOf = (e: unknown): unknown => (e as { readonly code?: unknown } | undefined)?.code
-
-/** Runs a promise-returning broker call as an Effect failing with a `BridgeError` that says what was being done. */
-const attempt = <A>(what: string, thunk: () => Promise<A>): Effect.Effect<A, BridgeError> =>
-  Effect.tryPromise({ try: thunk, catch: (e) => bridgeError(what, e) })
 
 /** Bounds an effect by `ms`, failing with a `BridgeError` on timeout. */
 const within = (what: string, ms: number) => HotPath.within(BRIDGE, what, ms)
@@ -120,61 +60,6 @@ interface Pending {
   /** Ends the waiting request or publish with the reply (or the PubAck), or with why there is none. */
   readonly done: (exit: Exit.Exit<Uint8Array, NoResponder | BridgeError>) => void
 }
-
-const connectionOptions = (config: NatsBridgeConfig, timeoutMs: number, connection: () => NatsConnection | undefined) => {
-  const base = millis(config.reconnectTimeWait, "250 millis")
-  const max = millis(config.reconnectMaxWait, "5 seconds")
-  const authenticators: Array<Authenticator> = []
-  if (config.authenticator !== undefined) authenticators.push(config.authenticator)
-  if (config.creds !== undefined) authenticators.push(credsAuthenticator(new TextEncoder().encode(config.creds)))
-  const servers = config.servers ?? "127.0.0.1:4222"
-  const options: ConnectionOptions = {
-    servers: typeof servers === "string" ? servers : [...servers],
-    name: config.name ?? "herald",
-    timeout: timeoutMs,
-    maxReconnectAttempts: config.maxReconnectAttempts ?? -1,
-    // exponential backoff over the failed attempts to the server pool, plus up to 100 ms of jitter
-    reconnectDelayHandler: () => {
-      const failures = (connection()?.getServers() ?? []).map((s) => s.reconnects)
-      const n = failures.length === 0 ? 0 : Math.min(...failures, 16)
-      return Math.min(base * 2 ** n, max) + Math.floor(Math.random() * 100)
-    },
-    ...(config.token !== undefined ? { token: config.token } : {}),
-    ...(config.user !== undefined ? { user: config.user } : {}),
-    ...(config.pass !== undefined ? { pass: config.pass } : {}),
-    ...(authenticators.length > 0 ? { authenticator: authenticators } : {}),
-    ...(config.tls !== undefined ? { tls: config.tls } : {})
-  }
-  return { options, servers: typeof servers === "string" ? servers : servers.join(", ") }
-}
-
-/** Creates the event stream, or checks and updates it when it exists. */
-const ensureStream = (jsm: JetStreamManager, wanted: ReturnType<typeof Subjects.streamConfig>) =>
-  Effect.gen(function*() {
-    const { name } = wanted
-    const existing = yield* Effect.tryPromise({ try: () => jsm.streams.info(name), catch: (e) => e }).pipe(Effect.catch((e) =>
-      codeOf(e) === JetStreamApiCodes.StreamNotFound
-        ? Effect.succeed(undefined)
-        : Effect.fail(bridgeError(`read stream ${name}`, e))
-    ))
-    if (existing === undefined) return yield* attempt(`create stream ${name}`, () => jsm.streams.add(wanted))
-    const cfg = existing.config
-    if (cfg.retention !== wanted.retention) {
-      return yield* fail(
-        `stream ${name} exists with ${cfg.retention} retention; Herald needs interest retention (choose another streamName)`
-      )
-    }
-    const subject = wanted.subjects[0]!
-    if (
-      !cfg.subjects.includes(subject) || cfg.max_age !== wanted.max_age || cfg.max_bytes !== wanted.max_bytes ||
-      cfg.num_replicas !== wanted.num_replicas
-    ) {
-      const subjects = cfg.subjects.includes(subject) ? cfg.subjects : [...cfg.subjects, subject]
-      return yield* attempt(`update stream ${name}`, () =>
-        jsm.streams.update(name, { subjects, max_age: wanted.max_age, max_bytes: wanted.max_bytes, num_replicas: wanted.num_replicas }))
-    }
-    return existing
-  })
 
 /** Builds a NATS bridge that lives as long as the current scope. */
 export const make = (config: NatsBridgeConfig = {}): Effect.Effect<BridgeShape, BridgeError, Scope.Scope> =>
