@@ -58,14 +58,23 @@ if (workload === "command") {
     for (const resume of waiting) resume()
   }, SUBSCRIBERS, setup)
   const until = (done: () => boolean) => new Promise<void>((resume) => (done() ? resume() : wake.push(resume)))
-  // publishes n events, at most `concurrency` of them not yet received by every subscriber
+  // publishes still waiting for their acknowledgement, and the first one that failed
+  let unsettled: Array<Promise<unknown>> = []
+  let failure: unknown = undefined
+  // publishes n events, at most `concurrency` of them not yet received by every subscriber; then
+  // waits until every event was received and every publish settled
   const events = async (n: number) => {
     const start = received
     for (let sent = 0; sent < n; sent++) {
       await until(() => sent * SUBSCRIBERS - (received - start) < concurrency * SUBSCRIBERS)
-      void target.publish(sent)
+      const p = target.publish(sent)
+      if (p !== undefined) unsettled.push(p.catch((e: unknown) => void (failure ??= e)))
+      if (failure !== undefined) throw failure
     }
     while (received - start < n * SUBSCRIBERS) await until(() => received - start >= n * SUBSCRIBERS)
+    await Promise.all(unsettled)
+    unsettled = []
+    if (failure !== undefined) throw failure
   }
   await events(Math.min(operations, 2000))
   const deliveries = operations * SUBSCRIBERS
