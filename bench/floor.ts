@@ -7,7 +7,8 @@
  * whatever the bridge: parse each envelope from bytes and serialise it back (`Codec.json`), and
  * validate the payloads with the contracts' compiled codecs (input and output of the call, the
  * event's payload).
- * No fibers, no bridge, no metrics: a lower bound that no implementation of this design can beat.
+ * No fibers, no bridge, no metrics: what any implementation of this design does per message with
+ * the platform's `JSON.parse`/`JSON.stringify` (a hand-written serialiser would shave a fraction).
  * The README uses it to tell which benchmark targets are out of reach on a given machine.
  */
 import { Effect, Layer, Result, Schema } from "effect"
@@ -16,9 +17,9 @@ import { Add, Added, Calculator, OnAdded } from "./lib/contracts.ts"
 
 const iterations = Number(process.argv[2] ?? 200_000)
 
-/** The memory bridge, keeping the bytes of every request, reply and publish that crosses it. */
 const EMPTY: Uint8Array = new Uint8Array()
 const captured = { command: EMPTY, reply: EMPTY, event: EMPTY }
+/** The memory bridge, keeping the bytes of every request, reply and publish that crosses it. */
 const Capturing = Layer.effect(
   Bridge.Bridge,
   Effect.map(MemoryBridge.make, (bridge): Bridge.BridgeShape => ({
