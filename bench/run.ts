@@ -7,7 +7,8 @@
  * probe, warm-up (1 s), window (5 s). Rounds are interleaved: every round runs every cell on every
  * system, systems of one cell back to back, so a Herald row and its baseline are measured close in
  * time. Then, for each Herald system, one 30 s memory run of the command workload at C=64 checks
- * that RSS grows < 10 % after its first 5 s. `--quick`: 1 round, 0.5 s warm-up, 1.5 s window, a
+ * that RSS grows < 10 % after its first 5 s (V8's young generation committed at full size from the
+ * start: `MEMORY_RUN_FLAGS` in lib/spawn.ts). `--quick`: 1 round, 0.5 s warm-up, 1.5 s window, a
  * 6 s memory run (so only its last second is checked).
  *
  * stdout: one JSON line per measurement, then the markdown table of medians and the memory
