@@ -34,6 +34,7 @@ import {
 import { type BridgeError, NoResponder } from "../BridgeError.ts"
 import * as Connection from "../internal/amqpConnection.ts"
 import { attempt, BRIDGE, bridgeError, fail, type Live, noop } from "../internal/amqpConnection.ts"
+import { millis } from "../internal/bridgeKit.ts"
 import * as Topology from "../internal/amqpTopology.ts"
 
 /** Options of the AMQP bridge. Every option has a default; `AmqpBridge.layer()` talks to a local RabbitMQ as guest. */
@@ -83,9 +84,6 @@ export interface AmqpBridgeConfig {
   /** Longest wait between reconnection attempts. Default 5 s. */
   readonly reconnectMaxDelay?: Duration.Input | undefined
 }
-
-const millis = (input: Duration.Input | undefined, fallback: Duration.Input): number =>
-  Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback))
 
 interface Pending {
   readonly key: string

@@ -24,7 +24,7 @@ import { makeDurables, type PublishOn, type Run } from "../internal/mqttDurable.
 import { makePresence } from "../internal/mqttPresence.ts"
 import { type MqttBridgeConfig, settingsOf } from "../internal/mqttSettings.ts"
 import * as Topics from "../internal/mqttTopics.ts"
-import * as HotPath from "../internal/hotPath.ts"
+import { kitOf } from "../internal/bridgeKit.ts"
 
 export type { MqttBridgeConfig, MqttTlsOptions } from "../internal/mqttSettings.ts"
 
@@ -32,9 +32,7 @@ const BRIDGE = "mqtt"
 const CONTENT_TYPE = "application/cloudevents+json"
 const EMPTY = Buffer.alloc(0)
 
-const fail = (reason: string) => new BridgeError({ bridge: BRIDGE, reason })
-const bridgeError = (what: string, e: unknown) => fail(`${what}: ${e instanceof Error ? e.message : String(e)}`)
-const within = (what: string, ms: number) => HotPath.within(BRIDGE, what, ms)
+const { bridgeError, fail, within } = kitOf(BRIDGE)
 const bestEffort = <A, E>(ms: number, effect: Effect.Effect<A, E>): Effect.Effect<void> => Effect.ignore(Effect.timeoutOption(effect, ms))
 const bufferOf = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 const bytesOf = (packet: IPublishPacket): Uint8Array => typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload

@@ -20,9 +20,9 @@ import { Cause, Clock, Deferred, Effect, Exit, Layer, Option, Schedule, Stream }
 import { addressKey, Bridge, type BridgeShape, type Health, type SubscriptionSpec } from "../Bridge.ts"
 import { type BridgeError, NoResponder } from "../BridgeError.ts"
 import * as Metrics from "../Metrics.ts"
-import { attempt, bridgeError, codeOf, connectionOptions, ensureStream, fail, millis, type NatsBridgeConfig } from "../internal/natsSetup.ts"
+import { bestEffort, millis } from "../internal/bridgeKit.ts"
+import { attempt, bridgeError, codeOf, connectionOptions, ensureStream, fail, type NatsBridgeConfig, within } from "../internal/natsSetup.ts"
 import * as Subjects from "../internal/natsSubjects.ts"
-import * as HotPath from "../internal/hotPath.ts"
 
 export type { NatsBridgeConfig } from "../internal/natsSetup.ts"
 
@@ -33,9 +33,6 @@ const NAK_DELAY_MS = 1000
 const PULL_EXPIRES_MS = 5000
 /** JetStream API error: a consumer of that name exists with another configuration (servers 2.10+). */
 const CONSUMER_EXISTS = 10148
-
-/** Bounds an effect by `ms`, failing with a `BridgeError` on timeout. */
-const within = (what: string, ms: number) => HotPath.within(BRIDGE, what, ms)
 
 const ackDecoder = new TextDecoder()
 
@@ -50,10 +47,6 @@ const pubAckError = (ack: Uint8Array): Effect.Effect<never, BridgeError> | undef
   if (parsed?.error !== undefined) return Effect.fail(fail(`publish: the stream refused the event: ${String(parsed.error.description)}`))
   return typeof parsed?.stream === "string" ? undefined : Effect.fail(fail("publish: unexpected stream acknowledgement"))
 }
-
-/** Runs a cleanup promise, bounded and ignoring failures (the broker may already be gone). */
-const bestEffort = (ms: number, thunk: () => Promise<unknown>): Effect.Effect<void> =>
-  Effect.ignore(Effect.timeoutOption(Effect.tryPromise(thunk), ms))
 
 interface Pending {
   readonly key: string

@@ -10,34 +10,19 @@ import * as amqp from "amqplib"
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib"
 import type { Context, Fiber, Scope } from "effect"
 import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberSet, Schedule, Semaphore } from "effect"
-import { BridgeError } from "../BridgeError.ts"
+import type { BridgeError } from "../BridgeError.ts"
 import * as Metrics from "../Metrics.ts"
 import * as Topology from "./amqpTopology.ts"
-import * as HotPath from "./hotPath.ts"
+import { bestEffort, kitOf } from "./bridgeKit.ts"
 
 /** The name of the AMQP bridge, as it appears in its errors. */
 export const BRIDGE = "amqp"
 
-/** A `BridgeError` of the AMQP bridge. */
-export const fail = (reason: string): BridgeError => new BridgeError({ bridge: BRIDGE, reason })
-
-/** A `BridgeError` saying what was being done and what went wrong. */
-export const bridgeError = (what: string, e: unknown): BridgeError =>
-  fail(`${what}: ${e instanceof Error ? e.message : String(e)}`)
+/** The AMQP bridge's errors and bounded broker calls. */
+export const { attempt, bridgeError, fail, within } = kitOf(BRIDGE)
 
 /** Does nothing: the handler of errors that are reported some other way. */
 export const noop = (): undefined => undefined
-
-/** Runs a promise-returning broker call as an Effect failing with a `BridgeError` that says what was being done. */
-export const attempt = <A>(what: string, thunk: () => Promise<A>): Effect.Effect<A, BridgeError> =>
-  Effect.tryPromise({ try: thunk, catch: (e) => bridgeError(what, e) })
-
-/** Bounds an effect by `ms`, failing with a `BridgeError` on timeout. */
-export const within = (what: string, ms: number) => HotPath.within(BRIDGE, what, ms)
-
-/** Runs a cleanup promise, bounded and ignoring failures (the broker may already be gone). */
-export const bestEffort = (ms: number, thunk: () => Promise<unknown>): Effect.Effect<void> =>
-  Effect.ignore(Effect.timeoutOption(Effect.tryPromise(thunk), ms))
 
 /** One open connection with the channels every bridge has: requests and replies, and confirmed event publishes. */
 export interface Live {

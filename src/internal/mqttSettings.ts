@@ -2,9 +2,10 @@
  * The MQTT bridge's options and the settings it derives from them: defaults applied, durations in
  * milliseconds or seconds, names checked before anything connects.
  */
-import { Duration, Effect } from "effect"
+import type { Duration } from "effect"
+import { Effect } from "effect"
 import type { IClientOptions } from "mqtt"
-import { BridgeError } from "../BridgeError.ts"
+import { kitOf, millis } from "./bridgeKit.ts"
 import * as Topics from "./mqttTopics.ts"
 
 /** TLS options passed to the client as they are; use them with an `mqtts://` URL. */
@@ -62,9 +63,7 @@ export interface MqttBridgeConfig {
   readonly drainTimeout?: Duration.Input | undefined
 }
 
-const millis = (input: Duration.Input | undefined, fallback: Duration.Input): number =>
-  Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback))
-const fail = (reason: string) => new BridgeError({ bridge: "mqtt", reason })
+const { fail } = kitOf("mqtt")
 
 /** The bridge's settings, or a `BridgeError` naming the option that cannot be used. */
 export const settingsOf = (config: MqttBridgeConfig) =>

@@ -6,8 +6,9 @@ import type { JetStreamManager } from "@nats-io/jetstream"
 import { JetStreamApiCodes } from "@nats-io/jetstream"
 import type { Authenticator, ConnectionOptions, NatsConnection, TlsOptions } from "@nats-io/transport-node"
 import { credsAuthenticator } from "@nats-io/transport-node"
-import { Duration, Effect } from "effect"
-import { BridgeError } from "../BridgeError.ts"
+import type { Duration } from "effect"
+import { Effect } from "effect"
+import { kitOf, millis } from "./bridgeKit.ts"
 import type * as Subjects from "./natsSubjects.ts"
 
 /** Options of the NATS bridge. Every option has a default; `NatsBridge.layer()` talks to a local server. */
@@ -63,16 +64,8 @@ export interface NatsBridgeConfig {
   readonly drainTimeout?: Duration.Input | undefined
 }
 
-/** Milliseconds of an optional duration option. */
-export const millis = (input: Duration.Input | undefined, fallback: Duration.Input): number =>
-  Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback))
-/** A `BridgeError` of the NATS bridge. */
-export const fail = (reason: string) => new BridgeError({ bridge: "nats", reason })
-/** A `BridgeError` saying what was being done and the client's message. */
-export const bridgeError = (what: string, e: unknown) => fail(`${what}: ${e instanceof Error ? e.message : String(e)}`)
-/** Runs a promise-returning broker call as an Effect failing with a `BridgeError` that says what was being done. */
-export const attempt = <A>(what: string, thunk: () => Promise<A>): Effect.Effect<A, BridgeError> =>
-  Effect.tryPromise({ try: thunk, catch: (e) => bridgeError(what, e) })
+/** The NATS bridge's errors and bounded broker calls. */
+export const { attempt, bridgeError, fail, within } = kitOf("nats")
 /** The `code` of a client error (JetStream API errors carry one). */
 export const codeOf = (e: unknown): unknown => (e as { readonly code?: unknown } | undefined)?.code
 
