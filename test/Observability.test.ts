@@ -151,6 +151,14 @@ const lineWhere = (predicate: (line: Record<string, any>) => boolean) =>
     return assert.fail(`no log line matched; got ${JSON.stringify(yield* jsonLines)}`)
   })
 
+/** Calls `add` (whose emitted event the failing subscription gives up on) and waits for that line. */
+const gaveUpOn = (input: { readonly a: number; readonly b: number }) =>
+  Effect.gen(function*() {
+    const calc = yield* Client.make(Calculator)
+    yield* calc.add(input)
+    return yield* lineWhere((l) => JSON.stringify(l.message).includes("gave up on event"))
+  })
+
 const Logging = Service.make("logging", "1", { subscriptions: [subscriptionOf("fragile", { retry: Schedule.recurs(1) })] })
 const LoggingLive = Service.toLayer(Logging, {
   fragile: ({ sum }) => Effect.andThen(Effect.logInfo(`handling ${sum}`), Effect.fail("always fails"))
@@ -181,9 +189,7 @@ describe("Observability: structured JSON logs", () => {
 
   it.effect("payloads stay out of Herald's log lines unless opted in", () =>
     Effect.gen(function*() {
-      const calc = yield* Client.make(Calculator)
-      yield* calc.add({ a: 400, b: 11 })
-      const line = yield* lineWhere((l) => JSON.stringify(l.message).includes("gave up on event"))
+      const line = yield* gaveUpOn({ a: 400, b: 11 })
       assert.strictEqual(line.level, "WARN")
       // the payload {"sum":411} nowhere, not even escaped inside a string (ids and timestamps may hold "411")
       assert.notMatch(JSON.stringify(line), /sum\\*":\s*411/)
@@ -191,17 +197,13 @@ describe("Observability: structured JSON logs", () => {
 
   it.effect("with payloads: true, the bad message's payload joins the line", () =>
     Effect.gen(function*() {
-      const calc = yield* Client.make(Calculator)
-      yield* calc.add({ a: 400, b: 11 })
-      const line = yield* lineWhere((l) => JSON.stringify(l.message).includes("gave up on event"))
+      const line = yield* gaveUpOn({ a: 400, b: 11 })
       assert.deepStrictEqual(line.message[1], { payload: { sum: 411 } })
     }).pipe(withLogs({ level: "Info", payloads: true })))
 
   it.effect("the level filters: at Warn, Info lines are dropped", () =>
     Effect.gen(function*() {
-      const calc = yield* Client.make(Calculator)
-      yield* calc.add({ a: 1, b: 1 })
-      yield* lineWhere((l) => JSON.stringify(l.message).includes("gave up on event"))
+      yield* gaveUpOn({ a: 1, b: 1 })
       assert.isUndefined((yield* jsonLines).find((l) => l.message === "handling 2"))
     }).pipe(withLogs({ level: "Warn" })))
 })

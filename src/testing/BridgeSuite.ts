@@ -222,13 +222,7 @@ export const run = (name: string, bridge: Layer.Layer<Bridge, BridgeError>, opti
             retry: Schedule.spaced("20 millis").pipe(Schedule.upTo({ times: 2 }))
           })]
         })
-        const Dlq = Service.make(unique("dlq"), "1", {
-          subscriptions: [Subscription.make("letters", {
-            filter: { eventName: Subscription.DEAD_LETTER, sender: { service: Fragile.name } },
-            payload: Subscription.DeadLetter,
-            delivery: "shared"
-          })]
-        })
+        const Dlq = Robustness.deadLetterWatcher(unique("dlq"), Fragile.name)
         yield* Layer.build(Layer.mergeAll(
           Service.toLayer(Fragile, { fragile: () => Effect.andThen(Ref.update(attempts, (n) => n + 1), Effect.fail("nope")) }),
           Service.toLayer(Dlq, { letters: (letter) => Queue.offer(letters, letter) })

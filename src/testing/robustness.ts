@@ -30,6 +30,16 @@ export interface Setup {
 /** Events a blocked subscriber may hold unsettled on any bridge with default settings (see the README). */
 export const DEFAULT_IN_FLIGHT_BOUND = 256
 
+/** A service whose one subscription, `letters`, gets the dead letters of `sender` (of every service when omitted). */
+export const deadLetterWatcher = (name: string, sender?: string) =>
+  Service.make(name, "1", {
+    subscriptions: [Subscription.make("letters", {
+      filter: { eventName: Subscription.DEAD_LETTER, ...(sender === undefined ? {} : { sender: { service: sender } }) },
+      payload: Subscription.DeadLetter,
+      delivery: "shared"
+    })]
+  })
+
 const unique = (base: string) => `${base}-${Math.random().toString(36).slice(2, 8)}`
 
 const Job = Schema.Struct({ n: Schema.Int, pad: Schema.optionalKey(Schema.String) })
@@ -238,13 +248,7 @@ export const register = (setup: Setup): void => {
           retry: Schedule.spaced("100 millis").pipe(Schedule.upTo({ times: 3 }))
         })]
       })
-      const Dlq = Service.make(unique("dlq"), "1", {
-        subscriptions: [Subscription.make("letters", {
-          filter: { eventName: Subscription.DEAD_LETTER, sender: { service: Consumer.name } },
-          payload: Subscription.DeadLetter,
-          delivery: "shared"
-        })]
-      })
+      const Dlq = deadLetterWatcher(unique("dlq"), Consumer.name)
       yield* Layer.build(Layer.mergeAll(
         Service.toLayer(Consumer, {
           work: ({ n }, info) =>
@@ -353,13 +357,7 @@ export const register = (setup: Setup): void => {
         inflate: ({ n }) => Effect.succeed({ n, pad }),
         jobs: ({ n }) => Queue.offer(jobs, n)
       })))
-      const Letters = Service.make(unique("letters"), "1", {
-        subscriptions: [Subscription.make("letters", {
-          filter: { eventName: Subscription.DEAD_LETTER, sender: { service: Sized.name } },
-          payload: Subscription.DeadLetter,
-          delivery: "shared"
-        })]
-      })
+      const Letters = deadLetterWatcher(unique("letters"), Sized.name)
       const letters = yield* Queue.unbounded<Subscription.DeadLetter>()
       yield* Layer.build(Service.toLayer(Letters, { letters: (l) => Queue.offer(letters, l) }))
 

@@ -14,6 +14,7 @@ import { connect, type MqttClient } from "mqtt"
 import * as MqttBridge from "../../src/bridges/Mqtt.ts"
 import * as Topics from "../../src/internal/mqttTopics.ts"
 import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
+import { deadLetterWatcher } from "../../src/testing/robustness.ts"
 import { Bridge, Client, Event, Service, Subscription } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive } from "../fixtures.ts"
 import {
@@ -237,13 +238,7 @@ describe("MqttBridge", () => {
       const Grumpy = Service.make("grumpy", "1", {
         subscriptions: [eventSub("work", "grumpy.job", { durable: true, retry: Schedule.recurs(1) })]
       })
-      const Dlq = Service.make("grumpy-dlq", "1", {
-        subscriptions: [Subscription.make("letters", {
-          filter: { eventName: Subscription.DEAD_LETTER, sender: { service: "grumpy" } },
-          payload: Subscription.DeadLetter,
-          delivery: "shared"
-        })]
-      })
+      const Dlq = deadLetterWatcher("grumpy-dlq", "grumpy")
       const attempts = yield* Ref.make(0)
       const letters = yield* Queue.unbounded<Subscription.DeadLetter>()
       yield* Effect.gen(function*() {

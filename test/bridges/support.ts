@@ -2,6 +2,7 @@
 import { assert } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer, Metric, Option, Queue, Schedule, Scope } from "effect"
 import { type Bridge, Event, Runtime, Service, Subscription, withContext } from "../../src/index.ts"
+import { deadLetterWatcher } from "../../src/testing/robustness.ts"
 import { Added } from "../fixtures.ts"
 
 /** Takes `n` items from a queue, failing the test after `ms`. */
@@ -62,13 +63,7 @@ export const handWritten = (fields: Record<string, unknown>): string =>
  */
 export const badBytes = Effect.gen(function*() {
   const Robust = Service.make("robust", "1", { subscriptions: [eventSub("wire", "wire.check", { durable: true })] })
-  const Dlq = Service.make("dlq", "1", {
-    subscriptions: [Subscription.make("letters", {
-      filter: { eventName: Subscription.DEAD_LETTER },
-      payload: Subscription.DeadLetter,
-      delivery: "shared"
-    })]
-  })
+  const Dlq = deadLetterWatcher("dlq")
   const got = yield* Queue.unbounded<number>()
   const letters = yield* Queue.unbounded<Subscription.DeadLetter>()
   const undecodable = Metric.withAttributes(Runtime.rejectedMessages, { reason: "undecodable", service: "robust" })
