@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: Herald against its baselines, as specified in BENCHMARK.md.
  *
- *   npm run bench [-- --quick] [--systems a,b] [--workloads command,fanout] [--rounds N]
+ *   npm run bench [-- --quick] [--systems a,b] [--workloads command,fanout] [--rounds N] [--floors]
  *
  * Each measurement (system × workload × concurrency) runs in a fresh child process (bench/child.ts):
  * probe, warm-up (1 s), window (5 s). Rounds are interleaved: every round runs every cell on every
@@ -10,6 +10,10 @@
  * that RSS grows < 10 % after its first 5 s (V8's young generation committed at full size from the
  * start: `MEMORY_RUN_FLAGS` in lib/spawn.ts). `--quick`: 1 round, 0.5 s warm-up, 1.5 s window, a
  * 6 s memory run (so only its last second is checked).
+ *
+ * `--floors` adds the floor systems (`mqtt-floor`, `amqp-floor`): the raw baselines' client code doing
+ * only the per-message work Herald's design requires; their ratio to the baseline bounds what
+ * Herald over the same broker can reach. They run otherwise only when named in `--systems`.
  *
  * stdout: one JSON line per measurement, then the markdown table of medians and the memory
  * verdicts. stderr: the plan and progress. Exit code 1 when any run failed (errors, timeouts,
@@ -29,11 +33,12 @@ const { values } = parseArgs({
     systems: { type: "string" },
     workloads: { type: "string" },
     rounds: { type: "string" },
+    floors: { type: "boolean", default: false },
     help: { type: "boolean", default: false }
   }
 })
 if (values.help) {
-  console.log("npm run bench -- [--quick] [--systems a,b] [--workloads command,fanout] [--rounds N]")
+  console.log("npm run bench -- [--quick] [--systems a,b] [--workloads command,fanout] [--rounds N] [--floors]")
   console.log(`systems: ${SYSTEMS.map((s) => s.id).join(", ")}`)
   process.exit(0)
 }
@@ -48,7 +53,9 @@ if (unknown.length > 0 || badWorkloads.length > 0) {
   console.error(`systems: ${SYSTEMS.map((s) => s.id).join(", ")}; workloads: command, fanout`)
   process.exit(2)
 }
-const systems: ReadonlyArray<SystemInfo> = wantedSystems === undefined ? SYSTEMS : SYSTEMS.filter((s) => wantedSystems.includes(s.id))
+const systems: ReadonlyArray<SystemInfo> = SYSTEMS.filter((s) =>
+  wantedSystems === undefined ? values.floors || s.floor !== true : wantedSystems.includes(s.id) || (values.floors && s.floor === true)
+)
 
 const quick = values.quick
 const rounds = values.rounds !== undefined ? Math.max(1, parseInt(values.rounds, 10) || 1) : quick ? 1 : 3
@@ -63,7 +70,7 @@ const OVERHEAD_MS = 1000
 const cells: Array<Cell> = []
 if (workloads.includes("command")) cells.push({ workload: "command", concurrency: 1 }, { workload: "command", concurrency: 64 })
 if (workloads.includes("fanout")) cells.push({ workload: "fanout", concurrency: 64 })
-const memorySystems = workloads.includes("command") ? systems.filter((s) => s.baseline !== undefined) : []
+const memorySystems = workloads.includes("command") ? systems.filter((s) => s.baseline !== undefined && s.floor !== true) : []
 
 const measurements = rounds * cells.length * systems.length
 const plannedMs = measurements * (warmupMs + windowMs + OVERHEAD_MS) + memorySystems.length * (warmupMs + memoryWindowMs + OVERHEAD_MS)
@@ -159,6 +166,9 @@ console.log("")
 console.log(table(cells, systems, results, skipped))
 console.log("")
 console.log("Throughput × baseline: Herald ÷ its baseline (direct for memory, nats-raw for NATS; higher is better). p50 × baseline: lower is better.")
+if (systems.some((s) => s.floor === true)) {
+  console.log("Floor rows: the baseline's client code doing only the per-message work Herald's design requires; their ratio bounds the Herald row's.")
+}
 if (memorySystems.length > 0) {
   console.log("")
   console.log(`### Memory: command C=64, ${memoryWindowMs / 1000} s window, RSS growth after the first ${memoryBaselineS} s must stay < 10 %`)

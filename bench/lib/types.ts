@@ -44,8 +44,14 @@ export interface SystemInfo {
   /** Module path relative to `bench/systems/`. */
   readonly file: string
   readonly description: string
-  /** For Herald systems: the id of the raw baseline its ratios are computed against. */
+  /** For Herald and floor systems: the id of the raw baseline its ratios are computed against. */
   readonly baseline?: string
+  /**
+   * A floor system: the raw baseline's client code doing only the per-message work Herald's design
+   * requires (`bench/lib/payloads.ts`). Its ratio bounds what the Herald system over the same broker
+   * can reach. Not run by default, and never given a memory run.
+   */
+  readonly floor?: boolean
   /** The broker it needs; the harness skips the system when it does not accept connections. */
   readonly broker?: { readonly name: string; readonly host: string; readonly port: number }
 }

@@ -8,15 +8,20 @@
  * publish/subscribe tutorial: plain publishes to a fanout exchange, and 4 subscriber connections,
  * each with an exclusive server-named queue bound to it and a no-ack consumer. Every role has its
  * own connection.
+ *
+ * `amqpSystem({ design: true, … })` is `amqp-floor` (see `amqp-floor.ts`): the same client code
+ * doing what Herald's design requires on the wire.
  */
 import * as amqp from "amqplib"
-import type { ChannelModel } from "amqplib"
+import type { ChannelModel, Options } from "amqplib"
+import { type Payloads, plainJson } from "../lib/payloads.ts"
 import type { SystemModule } from "../lib/types.ts"
 import { pendingCalls } from "../lib/util.ts"
 
 const URL = "amqp://guest:guest@127.0.0.1:5672"
 const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-
+const CONTENT_TYPE = "application/cloudevents+json"
+const TRANSIENT = { durable: false, autoDelete: true, arguments: { "x-queue-type": "classic" } }
 
 const open = async (role: string): Promise<ChannelModel> => {
   const conn = await amqp.connect(URL, { noDelay: true, timeout: 3000, clientProperties: { connection_name: `amqp-raw-${role}` } })
@@ -28,19 +33,33 @@ const closeAll = async (conns: ReadonlyArray<ChannelModel>) => {
   await Promise.allSettled(conns.map((c) => c.close()))
 }
 
-export const system: SystemModule = {
+export interface AmqpSystemOptions {
+  readonly payloads: Payloads
+  /**
+   * What the AMQP bridge puts on the wire besides the payload: commands `mandatory` with an
+   * `expiration` and a content type; events persistent, with a content type, message id and type,
+   * published on a confirm channel (a publish ends with its confirm) to a topic exchange; one
+   * transient queue per subscribing service (each subscriber is a service with `shared` delivery).
+   */
+  readonly design: boolean
+}
+
+export const amqpSystem = ({ design, payloads }: AmqpSystemOptions): SystemModule => ({
   command: async ({ runId, timeoutMs }) => {
     const queue = `bench.${runId}.calculator.add`
     const service = await open("service")
     const serving = await service.createChannel()
-    await serving.assertQueue(queue, { durable: false, autoDelete: true })
+    await serving.assertQueue(queue, design ? TRANSIENT : { durable: false, autoDelete: true })
     await serving.prefetch(100)
     await serving.consume(queue, (msg) => {
       if (msg === null) return
-      const { a, b } = JSON.parse(msg.content.toString()) as { a: number; b: number }
-      serving.sendToQueue(msg.properties.replyTo as string, Buffer.from(JSON.stringify({ sum: a + b })), {
-        correlationId: msg.properties.correlationId as string
-      })
+      const reply = payloads.serve(msg.content)
+      if (reply !== undefined) {
+        serving.sendToQueue(msg.properties.replyTo as string, reply, {
+          correlationId: msg.properties.correlationId as string,
+          ...(design ? { contentType: CONTENT_TYPE } : {})
+        })
+      }
       serving.ack(msg)
     })
 
@@ -49,13 +68,25 @@ export const system: SystemModule = {
     const pending = pendingCalls(timeoutMs)
     await calling.consume(DIRECT_REPLY_TO, (msg) => {
       if (msg === null) return
-      pending.resolve(msg.properties.correlationId as string, JSON.parse(msg.content.toString()) as { sum: number })
+      const id = msg.properties.correlationId as string
+      try {
+        pending.resolve(id, payloads.result(msg.content))
+      } catch (e) {
+        pending.reject(id, e as Error)
+      }
     }, { noAck: true })
+    const expiration = String(timeoutMs)
 
     return {
       add: (a, b) =>
         pending.call((id) =>
-          calling.sendToQueue(queue, Buffer.from(JSON.stringify({ a, b })), { replyTo: DIRECT_REPLY_TO, correlationId: id })
+          calling.sendToQueue(
+            queue,
+            payloads.call(a, b, timeoutMs),
+            design
+              ? { replyTo: DIRECT_REPLY_TO, correlationId: id, expiration, mandatory: true, contentType: CONTENT_TYPE }
+              : { replyTo: DIRECT_REPLY_TO, correlationId: id }
+          )
         ),
       close: async () => {
         pending.close()
@@ -66,23 +97,40 @@ export const system: SystemModule = {
 
   fanout: async (deliver, subscribers, { runId }) => {
     const exchange = `bench.${runId}.added`
+    const routingKey = design ? "_.publisher.added" : ""
     const subs: Array<ChannelModel> = []
     for (let k = 0; k < subscribers; k++) {
       const conn = await open(`subscriber-${k + 1}`)
       const ch = await conn.createChannel()
-      await ch.assertExchange(exchange, "fanout", { durable: false, autoDelete: true })
-      const { queue } = await ch.assertQueue("", { exclusive: true })
-      await ch.bindQueue(queue, exchange, "")
+      await ch.assertExchange(exchange, design ? "topic" : "fanout", { durable: false, autoDelete: true })
+      const { queue } = design
+        ? await ch.assertQueue(`bench.${runId}.subscriber-${k + 1}`, TRANSIENT)
+        : await ch.assertQueue("", { exclusive: true })
+      await ch.bindQueue(queue, exchange, design ? "*.*.added" : "")
       await ch.consume(queue, (msg) => {
-        if (msg !== null) deliver(k, (JSON.parse(msg.content.toString()) as { sum: number }).sum)
+        if (msg !== null) deliver(k, payloads.delivered(msg.content))
       }, { noAck: true })
       subs.push(conn)
     }
     const publisher = await open("publisher")
-    const publishing = await publisher.createChannel()
+    if (!design) {
+      const publishing = await publisher.createChannel()
+      return {
+        publish: (sum) => void publishing.publish(exchange, routingKey, payloads.event(sum)),
+        close: () => closeAll([publisher, ...subs])
+      }
+    }
+    const confirming = await publisher.createConfirmChannel()
+    let seq = 0
     return {
-      publish: (sum) => void publishing.publish(exchange, "", Buffer.from(JSON.stringify({ sum }))),
+      publish: (sum) =>
+        new Promise<void>((resolve, reject) => {
+          const options: Options.Publish = { persistent: true, contentType: CONTENT_TYPE, messageId: String(++seq), type: "added" }
+          confirming.publish(exchange, routingKey, payloads.event(sum), options, (err) => (err ? reject(err) : resolve()))
+        }),
       close: () => closeAll([publisher, ...subs])
     }
   }
-}
+})
+
+export const system = amqpSystem({ payloads: plainJson, design: false })

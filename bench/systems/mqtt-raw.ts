@@ -6,13 +6,17 @@
  * topic (a 100 ms sweep times out calls older than the timeout); the service answers from a shared
  * subscription, echoing the correlation data. Fanout: plain QoS 0 publish, and 4 subscriber
  * connections with a plain subscription each. Every role has its own connection.
+ *
+ * `mqttSystem({ design: true, … })` is `mqtt-floor` (see `mqtt-floor.ts`): the same client code
+ * doing what Herald's design requires on the wire.
  */
-import { connect, type MqttClient } from "mqtt"
+import { connect, type IClientPublishOptions, type MqttClient } from "mqtt"
+import { type Payloads, plainJson } from "../lib/payloads.ts"
 import type { SystemModule } from "../lib/types.ts"
 import { pendingCalls } from "../lib/util.ts"
 
 const URL = "mqtt://127.0.0.1:1883"
-
+const CONTENT_TYPE = "application/cloudevents+json"
 
 /** Connects one role with MQTT 5 and TCP_NODELAY on its socket. */
 const open = (role: string, runId: string): Promise<MqttClient> =>
@@ -34,18 +38,34 @@ const closeAll = async (clients: ReadonlyArray<MqttClient>) => {
   await Promise.allSettled(clients.map((c) => c.endAsync()))
 }
 
-/** The raw mqtt.js system: request/response and pub/sub, one connection per role. */
-export const system: SystemModule = {
+export interface MqttSystemOptions {
+  readonly payloads: Payloads
+  /**
+   * What the MQTT bridge puts on the wire besides the payload: a content type on every message, a
+   * message expiry on commands, events published with QoS 1 and confirmed by their PUBACK, and
+   * subscriptions with a subscription identifier, shared ones (`$share/<service>…`) for the
+   * subscribers (each subscriber is a service with `shared` delivery).
+   */
+  readonly design: boolean
+}
+
+/** The mqtt.js system: request/response and pub/sub, one connection per role. */
+export const mqttSystem = ({ design, payloads }: MqttSystemOptions): SystemModule => ({
   command: async ({ runId, timeoutMs }) => {
     const topic = `bench/${runId}/calculator/add`
     const service = await open("service", runId)
     service.on("message", (_topic, payload, packet) => {
       const responseTopic = packet.properties?.responseTopic
       if (responseTopic === undefined) return
-      const { a, b } = JSON.parse(payload.toString()) as { a: number; b: number }
-      service.publish(responseTopic, JSON.stringify({ sum: a + b }), {
+      const reply = payloads.serve(payload)
+      if (reply === undefined) return
+      const correlationData = packet.properties?.correlationData
+      service.publish(responseTopic, reply, {
         qos: 0,
-        properties: packet.properties?.correlationData === undefined ? {} : { correlationData: packet.properties.correlationData }
+        properties: {
+          ...(correlationData === undefined ? {} : { correlationData }),
+          ...(design ? { contentType: CONTENT_TYPE } : {})
+        }
       })
     })
     await service.subscribeAsync(`$share/calculator/${topic}`, { qos: 0 })
@@ -55,16 +75,24 @@ export const system: SystemModule = {
     const pending = pendingCalls(timeoutMs)
     caller.on("message", (_topic, payload, packet) => {
       const id = packet.properties?.correlationData?.toString()
-      if (id !== undefined) pending.resolve(id, JSON.parse(payload.toString()) as { sum: number })
+      if (id === undefined) return
+      try {
+        pending.resolve(id, payloads.result(payload))
+      } catch (e) {
+        pending.reject(id, e as Error)
+      }
     })
     await caller.subscribeAsync(replies, { qos: 0 })
+    const expirySeconds = Math.ceil(timeoutMs / 1000)
 
     return {
       add: (a, b) =>
         pending.call((id) =>
-          caller.publish(topic, JSON.stringify({ a, b }), {
+          caller.publish(topic, payloads.call(a, b, timeoutMs), {
             qos: 0,
-            properties: { responseTopic: replies, correlationData: Buffer.from(id) }
+            properties: design
+              ? { responseTopic: replies, correlationData: Buffer.from(id), messageExpiryInterval: expirySeconds, contentType: CONTENT_TYPE }
+              : { responseTopic: replies, correlationData: Buffer.from(id) }
           })
         ),
       close: async () => {
@@ -79,14 +107,22 @@ export const system: SystemModule = {
     const subs: Array<MqttClient> = []
     for (let k = 0; k < subscribers; k++) {
       const client = await open(`subscriber-${k + 1}`, runId)
-      client.on("message", (_topic, payload) => deliver(k, (JSON.parse(payload.toString()) as { sum: number }).sum))
-      await client.subscribeAsync(topic, { qos: 0 })
+      client.on("message", (_topic, payload) => deliver(k, payloads.delivered(payload)))
+      await client.subscribeAsync(
+        design ? `$share/subscriber-${k + 1}/${topic}` : topic,
+        design ? { qos: 0, properties: { subscriptionIdentifier: 1 } } : { qos: 0 }
+      )
       subs.push(client)
     }
     const publisher = await open("publisher", runId)
+    const options: IClientPublishOptions = design ? { qos: 1, properties: { contentType: CONTENT_TYPE } } : { qos: 0 }
     return {
-      publish: (sum) => void publisher.publish(topic, JSON.stringify({ sum }), { qos: 0 }),
+      publish: design
+        ? (sum) => publisher.publishAsync(topic, payloads.event(sum), options)
+        : (sum) => void publisher.publish(topic, payloads.event(sum), options),
       close: () => closeAll([publisher, ...subs])
     }
   }
-}
+})
+
+export const system = mqttSystem({ payloads: plainJson, design: false })
