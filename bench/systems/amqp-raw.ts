@@ -14,6 +14,7 @@
  */
 import * as amqp from "amqplib"
 import type { ChannelModel, Options } from "amqplib"
+import { coalesceWrites } from "../../src/internal/amqpTopology.ts"
 import { type Payloads, plainJson } from "../lib/payloads.ts"
 import type { SystemModule } from "../lib/types.ts"
 import { pendingCalls } from "../lib/util.ts"
@@ -23,9 +24,10 @@ const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 const CONTENT_TYPE = "application/cloudevents+json"
 const TRANSIENT = { durable: false, autoDelete: true, arguments: { "x-queue-type": "classic" } }
 
-const open = async (role: string): Promise<ChannelModel> => {
+const open = async (role: string, coalesce = false): Promise<ChannelModel> => {
   const conn = await amqp.connect(URL, { noDelay: true, timeout: 3000, clientProperties: { connection_name: `amqp-raw-${role}` } })
   conn.on("error", () => undefined)
+  if (coalesce) coalesceWrites(conn)
   return conn
 }
 
@@ -39,7 +41,8 @@ export interface AmqpSystemOptions {
    * What the AMQP bridge puts on the wire besides the payload: commands `mandatory` with an
    * `expiration` and a content type; events persistent, with a content type, message id and type,
    * published on a confirm channel (a publish ends with its confirm) to a topic exchange; one
-   * transient queue per subscribing service (each subscriber is a service with `shared` delivery).
+   * transient queue per subscribing service (each subscriber is a service with `shared` delivery);
+   * and, as the bridge does, the frames of one pass coalesced into one socket write.
    */
   readonly design: boolean
 }
@@ -47,7 +50,7 @@ export interface AmqpSystemOptions {
 export const amqpSystem = ({ design, payloads }: AmqpSystemOptions): SystemModule => ({
   command: async ({ runId, timeoutMs }) => {
     const queue = `bench.${runId}.calculator.add`
-    const service = await open("service")
+    const service = await open("service", design)
     const serving = await service.createChannel()
     await serving.assertQueue(queue, design ? TRANSIENT : { durable: false, autoDelete: true })
     await serving.prefetch(100)
@@ -63,7 +66,7 @@ export const amqpSystem = ({ design, payloads }: AmqpSystemOptions): SystemModul
       serving.ack(msg)
     })
 
-    const caller = await open("caller")
+    const caller = await open("caller", design)
     const calling = await caller.createChannel()
     const pending = pendingCalls(timeoutMs)
     await calling.consume(DIRECT_REPLY_TO, (msg) => {
@@ -100,7 +103,7 @@ export const amqpSystem = ({ design, payloads }: AmqpSystemOptions): SystemModul
     const routingKey = design ? "_.publisher.added" : ""
     const subs: Array<ChannelModel> = []
     for (let k = 0; k < subscribers; k++) {
-      const conn = await open(`subscriber-${k + 1}`)
+      const conn = await open(`subscriber-${k + 1}`, design)
       const ch = await conn.createChannel()
       await ch.assertExchange(exchange, design ? "topic" : "fanout", { durable: false, autoDelete: true })
       const { queue } = design
@@ -112,7 +115,7 @@ export const amqpSystem = ({ design, payloads }: AmqpSystemOptions): SystemModul
       }, { noAck: true })
       subs.push(conn)
     }
-    const publisher = await open("publisher")
+    const publisher = await open("publisher", design)
     if (!design) {
       const publishing = await publisher.createChannel()
       return {

@@ -11,6 +11,7 @@
  * doing what Herald's design requires on the wire.
  */
 import { connect, type IClientPublishOptions, type MqttClient } from "mqtt"
+import { writeBatcher } from "../../src/internal/mqttWrites.ts"
 import { type Payloads, plainJson } from "../lib/payloads.ts"
 import type { SystemModule } from "../lib/types.ts"
 import { pendingCalls } from "../lib/util.ts"
@@ -44,85 +45,94 @@ export interface MqttSystemOptions {
    * What the MQTT bridge puts on the wire besides the payload: a content type on every message, a
    * message expiry on commands, events published with QoS 1 and confirmed by their PUBACK, and
    * subscriptions with a subscription identifier, shared ones (`$share/<service>…`) for the
-   * subscribers (each subscriber is a service with `shared` delivery).
+   * subscribers (each subscriber is a service with `shared` delivery); and, as the bridge does,
+   * what one pass of the event loop writes to a socket coalesced into one write.
    */
   readonly design: boolean
 }
 
 /** The mqtt.js system: request/response and pub/sub, one connection per role. */
-export const mqttSystem = ({ design, payloads }: MqttSystemOptions): SystemModule => ({
-  command: async ({ runId, timeoutMs }) => {
-    const topic = `bench/${runId}/calculator/add`
-    const service = await open("service", runId)
-    service.on("message", (_topic, payload, packet) => {
-      const responseTopic = packet.properties?.responseTopic
-      if (responseTopic === undefined) return
-      const reply = payloads.serve(payload)
-      if (reply === undefined) return
-      const correlationData = packet.properties?.correlationData
-      service.publish(responseTopic, reply, {
-        qos: 0,
-        properties: {
-          ...(correlationData === undefined ? {} : { correlationData }),
-          ...(design ? { contentType: CONTENT_TYPE } : {})
+export const mqttSystem = ({ design, payloads }: MqttSystemOptions): SystemModule => {
+  const batch = design ? writeBatcher(setImmediate) : () => undefined
+  return {
+    command: async ({ runId, timeoutMs }) => {
+      const topic = `bench/${runId}/calculator/add`
+      const service = await open("service", runId)
+      service.on("message", (_topic, payload, packet) => {
+        const responseTopic = packet.properties?.responseTopic
+        if (responseTopic === undefined) return
+        const reply = payloads.serve(payload)
+        if (reply === undefined) return
+        const correlationData = packet.properties?.correlationData
+        batch(service)
+        service.publish(responseTopic, reply, {
+          qos: 0,
+          properties: {
+            ...(correlationData === undefined ? {} : { correlationData }),
+            ...(design ? { contentType: CONTENT_TYPE } : {})
+          }
+        })
+      })
+      await service.subscribeAsync(`$share/calculator/${topic}`, { qos: 0 })
+
+      const caller = await open("caller", runId)
+      const replies = `bench/${runId}/reply/caller`
+      const pending = pendingCalls(timeoutMs)
+      caller.on("message", (_topic, payload, packet) => {
+        const id = packet.properties?.correlationData?.toString()
+        if (id === undefined) return
+        try {
+          pending.resolve(id, payloads.result(payload))
+        } catch (e) {
+          pending.reject(id, e as Error)
         }
       })
-    })
-    await service.subscribeAsync(`$share/calculator/${topic}`, { qos: 0 })
+      await caller.subscribeAsync(replies, { qos: 0 })
+      const expirySeconds = Math.ceil(timeoutMs / 1000)
 
-    const caller = await open("caller", runId)
-    const replies = `bench/${runId}/reply/caller`
-    const pending = pendingCalls(timeoutMs)
-    caller.on("message", (_topic, payload, packet) => {
-      const id = packet.properties?.correlationData?.toString()
-      if (id === undefined) return
-      try {
-        pending.resolve(id, payloads.result(payload))
-      } catch (e) {
-        pending.reject(id, e as Error)
+      return {
+        add: (a, b) =>
+          pending.call((id) => {
+            batch(caller)
+            caller.publish(topic, payloads.call(a, b, timeoutMs), {
+              qos: 0,
+              properties: design
+                ? { responseTopic: replies, correlationData: Buffer.from(id), messageExpiryInterval: expirySeconds, contentType: CONTENT_TYPE }
+                : { responseTopic: replies, correlationData: Buffer.from(id) }
+            })
+          }),
+        close: async () => {
+          pending.close()
+          await closeAll([caller, service])
+        }
       }
-    })
-    await caller.subscribeAsync(replies, { qos: 0 })
-    const expirySeconds = Math.ceil(timeoutMs / 1000)
+    },
 
-    return {
-      add: (a, b) =>
-        pending.call((id) =>
-          caller.publish(topic, payloads.call(a, b, timeoutMs), {
-            qos: 0,
-            properties: design
-              ? { responseTopic: replies, correlationData: Buffer.from(id), messageExpiryInterval: expirySeconds, contentType: CONTENT_TYPE }
-              : { responseTopic: replies, correlationData: Buffer.from(id) }
-          })
-        ),
-      close: async () => {
-        pending.close()
-        await closeAll([caller, service])
+    fanout: async (deliver, subscribers, { runId }) => {
+      const topic = `bench/${runId}/added`
+      const subs: Array<MqttClient> = []
+      for (let k = 0; k < subscribers; k++) {
+        const client = await open(`subscriber-${k + 1}`, runId)
+        client.on("message", (_topic, payload) => deliver(k, payloads.delivered(payload)))
+        await client.subscribeAsync(
+          design ? `$share/subscriber-${k + 1}/${topic}` : topic,
+          design ? { qos: 0, properties: { subscriptionIdentifier: 1 } } : { qos: 0 }
+        )
+        subs.push(client)
       }
-    }
-  },
-
-  fanout: async (deliver, subscribers, { runId }) => {
-    const topic = `bench/${runId}/added`
-    const subs: Array<MqttClient> = []
-    for (let k = 0; k < subscribers; k++) {
-      const client = await open(`subscriber-${k + 1}`, runId)
-      client.on("message", (_topic, payload) => deliver(k, payloads.delivered(payload)))
-      await client.subscribeAsync(
-        design ? `$share/subscriber-${k + 1}/${topic}` : topic,
-        design ? { qos: 0, properties: { subscriptionIdentifier: 1 } } : { qos: 0 }
-      )
-      subs.push(client)
-    }
-    const publisher = await open("publisher", runId)
-    const options: IClientPublishOptions = design ? { qos: 1, properties: { contentType: CONTENT_TYPE } } : { qos: 0 }
-    return {
-      publish: design
-        ? (sum) => publisher.publishAsync(topic, payloads.event(sum), options)
-        : (sum) => void publisher.publish(topic, payloads.event(sum), options),
-      close: () => closeAll([publisher, ...subs])
+      const publisher = await open("publisher", runId)
+      const options: IClientPublishOptions = design ? { qos: 1, properties: { contentType: CONTENT_TYPE } } : { qos: 0 }
+      return {
+        publish: design
+          ? (sum) => {
+            batch(publisher)
+            return publisher.publishAsync(topic, payloads.event(sum), options)
+          }
+          : (sum) => void publisher.publish(topic, payloads.event(sum), options),
+        close: () => closeAll([publisher, ...subs])
+      }
     }
   }
-})
+}
 
 export const system = mqttSystem({ payloads: plainJson, design: false })

@@ -25,6 +25,7 @@ import { makePresence } from "../internal/mqttPresence.ts"
 import { type MqttBridgeConfig, settingsOf } from "../internal/mqttSettings.ts"
 import * as Topics from "../internal/mqttTopics.ts"
 import { kitOf } from "../internal/bridgeKit.ts"
+import { writeBatcher } from "../internal/mqttWrites.ts"
 
 export type { MqttBridgeConfig, MqttTlsOptions } from "../internal/mqttSettings.ts"
 
@@ -61,26 +62,6 @@ interface Route {
 /** Turns Nagle's algorithm off on the client's socket (TCP or TLS; a no-op for WebSockets). */
 const noDelay = (client: MqttClient) => (client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true)
 
-/**
- * Coalesces what one event-loop turn writes to a client's socket into one system call: mqtt.js
- * flushes every packet on its own, and each Effect fiber resumes in a turn of its own.
- */
-const writeBatcher = (dispatcher: Scheduler.SchedulerDispatcher) => {
-  let corked: { readonly uncork: () => void } | undefined
-  const uncork = () => {
-    const stream = corked
-    corked = undefined
-    stream?.uncork()
-  }
-  return (client: MqttClient): void => {
-    const stream = client.stream as unknown as { readonly cork?: () => void; readonly uncork?: () => void } | undefined
-    if (corked !== undefined || !client.connected || stream?.cork === undefined || stream.uncork === undefined) return
-    stream.cork()
-    corked = stream as { readonly uncork: () => void }
-    dispatcher.scheduleTask(uncork, 0)
-  }
-}
-
 /** Publishes and waits for mqtt.js's callback: the PUBACK for QoS 1, the write for QoS 0. */
 const publishOn: PublishOn = (client, batch, what, topic, payload, options) =>
   Effect.callback<void, BridgeError>((resume) => {
@@ -97,7 +78,11 @@ export const make = (config: MqttBridgeConfig = {}): Effect.Effect<BridgeShape, 
     const now = () => clock.currentTimeMillisUnsafe()
     const run = yield* runner
     const scheduler = yield* Scheduler.Scheduler
-    const batch = writeBatcher(scheduler.makeDispatcher())
+    const newBatcher = () => {
+      const dispatcher = scheduler.makeDispatcher()
+      return writeBatcher((task) => dispatcher.scheduleTask(task, 0))
+    }
+    const batch = newBatcher()
     const bridgeScope = yield* Effect.scope
     const clientId = `${s.clientIdPrefix}-${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`
     const inbox = Topics.inboxTopic(prefix, clientId)
@@ -346,7 +331,7 @@ export const make = (config: MqttBridgeConfig = {}): Effect.Effect<BridgeShape, 
       isUp,
       lastError: () => lastError,
       setLastError: (message) => void (lastError = message),
-      newBatcher: () => writeBatcher(scheduler.makeDispatcher()),
+      newBatcher,
       noDelay,
       publishOn,
       fail,
