@@ -51,16 +51,28 @@ if (workload === "command") {
 } else {
   let received = 0
   let wake: Array<() => void> = []
-  const target = await system.fanout(() => {
-    received++
+  const wakeAll = () => {
     const waiting = wake
     wake = []
     for (const resume of waiting) resume()
+  }
+  const target = await system.fanout(() => {
+    received++
+    wakeAll()
   }, SUBSCRIBERS, setup)
-  const until = (done: () => boolean) => new Promise<void>((resume) => (done() ? resume() : wake.push(resume)))
-  // publishes still waiting for their acknowledgement, and the first one that failed
-  let unsettled: Array<Promise<unknown>> = []
+  /** Resolves once `done()` holds, re-checking after every delivery and every settled publish. */
+  const until = async (done: () => boolean) => {
+    while (!done()) await new Promise<void>((resume) => wake.push(resume))
+  }
+  // publishes still waiting for their acknowledgement (counted, not kept: keeping every promise
+  // would promote them all to the old generation and bill the collector to the system), and the
+  // first one that failed
+  let unsettled = 0
   let failure: unknown = undefined
+  const settled = () => {
+    unsettled--
+    wakeAll()
+  }
   // publishes n events, at most `concurrency` of them not yet received by every subscriber; then
   // waits until every event was received and every publish settled
   const events = async (n: number) => {
@@ -68,12 +80,17 @@ if (workload === "command") {
     for (let sent = 0; sent < n; sent++) {
       await until(() => sent * SUBSCRIBERS - (received - start) < concurrency * SUBSCRIBERS)
       const p = target.publish(sent)
-      if (p !== undefined) unsettled.push(p.catch((e: unknown) => void (failure ??= e)))
+      if (p !== undefined) {
+        unsettled++
+        p.then(settled, (e: unknown) => {
+          failure ??= e
+          settled()
+        })
+      }
       if (failure !== undefined) throw failure
     }
-    while (received - start < n * SUBSCRIBERS) await until(() => received - start >= n * SUBSCRIBERS)
-    await Promise.all(unsettled)
-    unsettled = []
+    await until(() => received - start >= n * SUBSCRIBERS)
+    await until(() => unsettled === 0)
     if (failure !== undefined) throw failure
   }
   await events(Math.min(operations, 2000))
