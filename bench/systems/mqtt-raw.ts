@@ -53,18 +53,20 @@ export interface MqttSystemOptions {
 
 /** The mqtt.js system: request/response and pub/sub, one connection per role. */
 export const mqttSystem = ({ design, payloads }: MqttSystemOptions): SystemModule => {
-  const batch = design ? writeBatcher(setImmediate) : () => undefined
+  // one batcher per connection, as each bridge has its own
+  const batcher = () => design ? writeBatcher(setImmediate) : () => undefined
   return {
     command: async ({ runId, timeoutMs }) => {
       const topic = `bench/${runId}/calculator/add`
       const service = await open("service", runId)
+      const batchService = batcher()
       service.on("message", (_topic, payload, packet) => {
         const responseTopic = packet.properties?.responseTopic
         if (responseTopic === undefined) return
         const reply = payloads.serve(payload)
         if (reply === undefined) return
         const correlationData = packet.properties?.correlationData
-        batch(service)
+        batchService(service)
         service.publish(responseTopic, reply, {
           qos: 0,
           properties: {
@@ -76,6 +78,7 @@ export const mqttSystem = ({ design, payloads }: MqttSystemOptions): SystemModul
       await service.subscribeAsync(`$share/calculator/${topic}`, { qos: 0 })
 
       const caller = await open("caller", runId)
+      const batchCaller = batcher()
       const replies = `bench/${runId}/reply/caller`
       const pending = pendingCalls(timeoutMs)
       caller.on("message", (_topic, payload, packet) => {
@@ -93,7 +96,7 @@ export const mqttSystem = ({ design, payloads }: MqttSystemOptions): SystemModul
       return {
         add: (a, b) =>
           pending.call((id) => {
-            batch(caller)
+            batchCaller(caller)
             caller.publish(topic, payloads.call(a, b, timeoutMs), {
               qos: 0,
               properties: design
@@ -121,11 +124,12 @@ export const mqttSystem = ({ design, payloads }: MqttSystemOptions): SystemModul
         subs.push(client)
       }
       const publisher = await open("publisher", runId)
+      const batchPublisher = batcher()
       const options: IClientPublishOptions = design ? { qos: 1, properties: { contentType: CONTENT_TYPE } } : { qos: 0 }
       return {
         publish: design
           ? (sum) => {
-            batch(publisher)
+            batchPublisher(publisher)
             return publisher.publishAsync(topic, payloads.event(sum), options)
           }
           : (sum) => void publisher.publish(topic, payloads.event(sum), options),
