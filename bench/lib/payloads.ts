@@ -23,7 +23,10 @@ export interface Payloads {
   readonly delivered: (bytes: Uint8Array) => number
 }
 
-const text = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString()
+/** The bytes as a Buffer: the same object when it is one already (what both clients deliver), else a view. */
+const toBuffer = (bytes: Uint8Array): Buffer =>
+  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+const text = (bytes: Uint8Array) => toBuffer(bytes).toString()
 
 /** What the raw baselines send: `{a, b}`, `{sum}` as JSON. */
 export const plainJson: Payloads = {
@@ -41,7 +44,6 @@ const CLIENT: Envelope.Address = { service: "client", version: "0" }
 const CALCULATOR: Envelope.Address = { service: "calculator", version: "1", instance: crypto.randomUUID() }
 const PUBLISHER: Envelope.Address = { service: "publisher", version: "1", instance: crypto.randomUUID() }
 
-const toBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 const envelopeOf = (bytes: Uint8Array): Envelope.Envelope => {
   const decoded = Codec.json.decode(bytes)
   if (Result.isFailure(decoded)) throw new Error(`not an envelope: ${decoded.failure.reason}`)
