@@ -7,6 +7,7 @@
  * left is the cost no implementation of the design can avoid.
  */
 import { Result, Schema } from "effect"
+import { toBuffer } from "../../src/internal/bridgeKit.ts"
 import { Codec, Envelope } from "../../src/index.ts"
 import { Add, Added, OnAdded } from "./contracts.ts"
 
@@ -23,9 +24,6 @@ export interface Payloads {
   readonly delivered: (bytes: Uint8Array) => number
 }
 
-/** The bytes as a Buffer: the same object when it is one already (what both clients deliver), else a view. */
-const toBuffer = (bytes: Uint8Array): Buffer =>
-  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 const text = (bytes: Uint8Array) => toBuffer(bytes).toString()
 
 /** What the raw baselines send: `{a, b}`, `{sum}` as JSON. */

@@ -34,7 +34,7 @@ import {
 import { type BridgeError, NoResponder } from "../BridgeError.ts"
 import * as Connection from "../internal/amqpConnection.ts"
 import { attempt, BRIDGE, bridgeError, fail, type Live, noop } from "../internal/amqpConnection.ts"
-import { millis } from "../internal/bridgeKit.ts"
+import { millis, toBuffer } from "../internal/bridgeKit.ts"
 import * as Topology from "../internal/amqpTopology.ts"
 
 /** Options of the AMQP bridge. Every option has a default; `AmqpBridge.layer()` talks to a local RabbitMQ as guest. */
@@ -207,7 +207,7 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
           const what = `publish ${route.eventName}`
           const key = Topology.routingKey(route)
           if (key === undefined) return Effect.fail(fail(`${what}: the event name and sender service must be routing-key words`))
-          const content = Topology.toBuffer(bytes)
+          const content = toBuffer(bytes)
           const options: Options.Publish = {
             persistent: true,
             contentType: Topology.CONTENT_TYPE,
@@ -246,7 +246,7 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
               ...(typeof correlationId === "string" ? { correlationId } : {})
             }
             const send = (on: Live) =>
-              Effect.try({ try: () => void on.rpc.publish("", to, Topology.toBuffer(bytes), options), catch: (e) => bridgeError(`reply ${key}`, e) })
+              Effect.try({ try: () => void on.rpc.publish("", to, toBuffer(bytes), options), catch: (e) => bridgeError(`reply ${key}`, e) })
             const live = connection.current()
             return live !== undefined ? send(live) : Effect.flatMap(connected(`reply ${key}`, timeoutMs), send)
           }
@@ -263,7 +263,7 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
           const target = commandTarget(address)
           if (typeof target === "string") return Effect.fail(fail(`request ${target}`))
           if (connection.isClosing()) return Effect.fail(fail(`request ${target.key}: the bridge is closed`))
-          const content = Topology.toBuffer(bytes)
+          const content = toBuffer(bytes)
           const clock = fiber.getRef(Clock.Clock)
           // the pending entry lives exactly as long as the wait: removed by the reply, or on interruption
           const send = (on: Live) =>

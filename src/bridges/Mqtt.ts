@@ -24,7 +24,7 @@ import { makeDurables, type PublishOn, type Run } from "../internal/mqttDurable.
 import { makePresence } from "../internal/mqttPresence.ts"
 import { type MqttBridgeConfig, settingsOf } from "../internal/mqttSettings.ts"
 import * as Topics from "../internal/mqttTopics.ts"
-import { kitOf } from "../internal/bridgeKit.ts"
+import { kitOf, toBuffer } from "../internal/bridgeKit.ts"
 import { writeBatcher } from "../internal/mqttWrites.ts"
 
 export type { MqttBridgeConfig, MqttTlsOptions } from "../internal/mqttSettings.ts"
@@ -35,7 +35,6 @@ const EMPTY = Buffer.alloc(0)
 
 const { bridgeError, fail, within } = kitOf(BRIDGE)
 const bestEffort = <A, E>(ms: number, effect: Effect.Effect<A, E>): Effect.Effect<void> => Effect.ignore(Effect.timeoutOption(effect, ms))
-const bufferOf = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 const bytesOf = (packet: IPublishPacket): Uint8Array => typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload
 const remove = <A>(xs: Array<A>, x: A) => {
   const i = xs.indexOf(x)
@@ -353,7 +352,7 @@ export const make = (config: MqttBridgeConfig = {}): Effect.Effect<BridgeShape, 
           const topic = Topics.eventTopic(prefix, route)
           const what = `publish ${route.eventName}`
           if (topic === undefined) return Effect.fail(fail(`${what}: the event name and sender service must be MQTT levels`))
-          const confirmed = publishConfirmed(what, topic, bufferOf(bytes))
+          const confirmed = publishConfirmed(what, topic, toBuffer(bytes))
           return isUp() ? confirmed : Effect.andThen(connected(what), confirmed)
         }),
 
@@ -365,7 +364,7 @@ export const make = (config: MqttBridgeConfig = {}): Effect.Effect<BridgeShape, 
           const reply = (to: string, correlationData: Buffer | undefined) => (bytes: Uint8Array) =>
             Effect.andThen(
               connected(`reply ${key}`),
-              publish(`reply ${key}`, to, bufferOf(bytes), {
+              publish(`reply ${key}`, to, toBuffer(bytes), {
                 qos: s.commandQos,
                 properties: correlationData === undefined ? { contentType: CONTENT_TYPE } : { correlationData, contentType: CONTENT_TYPE }
               })
@@ -386,7 +385,7 @@ export const make = (config: MqttBridgeConfig = {}): Effect.Effect<BridgeShape, 
           const key = addressKey(address)
           if (!Topics.isValidAddress(address)) return Effect.fail(fail(`request ${key}: not a valid MQTT address`))
           const topic = Topics.commandTopic(prefix, address)
-          const payload = bufferOf(bytes)
+          const payload = toBuffer(bytes)
           if (isUp() && isLive(key)) return send(key, topic, payload, expiresAt)
           const once: Effect.Effect<Uint8Array, NoResponder | BridgeError> = connected(`request ${key}`).pipe(
             Effect.andThen(live(key)),

@@ -104,10 +104,6 @@ export const declareCore = async (model: ChannelModel, prefix: string, s: QueueS
 // connection plumbing: where to connect, how frames are written, confirms awaited, acks sent
 // ---------------------------------------------------------------------------------------------
 
-/** The bytes as a Buffer, without copying. */
-export const toBuffer = (bytes: Uint8Array): Buffer =>
-  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-
 /** Publisher confirms awaited by one bridge (see `makeConfirms`). */
 export interface Confirms {
   /**

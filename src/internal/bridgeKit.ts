@@ -10,6 +10,10 @@ import * as HotPath from "./hotPath.ts"
 export const millis = (input: Duration.Input | undefined, fallback: Duration.Input): number =>
   Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback))
 
+/** The bytes as a Buffer, without copying: the same object when they are one already. */
+export const toBuffer = (bytes: Uint8Array): Buffer =>
+  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
 /** Runs a cleanup promise, bounded and ignoring failures (the broker may already be gone). */
 export const bestEffort = (ms: number, thunk: () => Promise<unknown>): Effect.Effect<void> =>
   Effect.ignore(Effect.timeoutOption(Effect.tryPromise(thunk), ms))
