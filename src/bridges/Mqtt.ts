@@ -22,18 +22,16 @@ import { BridgeError, NoResponder } from "../BridgeError.ts"
 import * as Metrics from "../Metrics.ts"
 import { makeDurables, type PublishOn, type Run } from "../internal/mqttDurable.ts"
 import { makePresence } from "../internal/mqttPresence.ts"
-import { type MqttBridgeConfig, settingsOf } from "../internal/mqttSettings.ts"
+import { BRIDGE, bridgeError, fail, type MqttBridgeConfig, settingsOf, within } from "../internal/mqttSettings.ts"
 import * as Topics from "../internal/mqttTopics.ts"
-import { kitOf, toBuffer } from "../internal/bridgeKit.ts"
+import { toBuffer } from "../internal/bridgeKit.ts"
 import { writeBatcher } from "../internal/mqttWrites.ts"
 
 export type { MqttBridgeConfig, MqttTlsOptions } from "../internal/mqttSettings.ts"
 
-const BRIDGE = "mqtt"
 const CONTENT_TYPE = "application/cloudevents+json"
 const EMPTY = Buffer.alloc(0)
 
-const { bridgeError, fail, within } = kitOf(BRIDGE)
 const bestEffort = <A, E>(ms: number, effect: Effect.Effect<A, E>): Effect.Effect<void> => Effect.ignore(Effect.timeoutOption(effect, ms))
 const bytesOf = (packet: IPublishPacket): Uint8Array => typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload
 const remove = <A>(xs: Array<A>, x: A) => {

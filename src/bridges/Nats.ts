@@ -21,12 +21,11 @@ import { addressKey, Bridge, type BridgeShape, type Health, type SubscriptionSpe
 import { type BridgeError, NoResponder } from "../BridgeError.ts"
 import * as Metrics from "../Metrics.ts"
 import { bestEffort, millis } from "../internal/bridgeKit.ts"
-import { attempt, bridgeError, codeOf, connectionOptions, ensureStream, fail, type NatsBridgeConfig, within } from "../internal/natsSetup.ts"
+import { attempt, BRIDGE, bridgeError, codeOf, connectionOptions, ensureStream, fail, type NatsBridgeConfig, within } from "../internal/natsSetup.ts"
 import * as Subjects from "../internal/natsSubjects.ts"
 
 export type { NatsBridgeConfig } from "../internal/natsSetup.ts"
 
-const BRIDGE = "nats"
 /** Delay before a failed durable event is redelivered (the runtime has already retried it in-process). */
 const NAK_DELAY_MS = 1000
 /** Lifetime of one pull request of a durable consumer (heartbeats every half of it). */

@@ -63,7 +63,11 @@ export interface MqttBridgeConfig {
   readonly drainTimeout?: Duration.Input | undefined
 }
 
-const { fail } = kitOf("mqtt")
+/** The name of the MQTT bridge, as it appears in its errors. */
+export const BRIDGE = "mqtt"
+
+/** The MQTT bridge's errors and bounded broker calls. */
+export const { bridgeError, fail, within } = kitOf(BRIDGE)
 
 /** The bridge's settings, or a `BridgeError` naming the option that cannot be used. */
 export const settingsOf = (config: MqttBridgeConfig) =>

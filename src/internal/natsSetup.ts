@@ -64,8 +64,11 @@ export interface NatsBridgeConfig {
   readonly drainTimeout?: Duration.Input | undefined
 }
 
+/** The name of the NATS bridge, as it appears in its errors. */
+export const BRIDGE = "nats"
+
 /** The NATS bridge's errors and bounded broker calls. */
-export const { attempt, bridgeError, fail, within } = kitOf("nats")
+export const { attempt, bridgeError, fail, within } = kitOf(BRIDGE)
 /** The `code` of a client error (JetStream API errors carry one). */
 export const codeOf = (e: unknown): unknown => (e as { readonly code?: unknown } | undefined)?.code
 
