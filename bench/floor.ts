@@ -11,9 +11,10 @@
  * the platform's `JSON.parse`/`JSON.stringify` (a hand-written serialiser would shave a fraction).
  * The README uses it to tell which benchmark targets are out of reach on a given machine.
  */
-import { Effect, Layer, Result, Schema } from "effect"
+import { Effect, Layer } from "effect"
 import { Bridge, Client, Codec, Event, MemoryBridge, Service } from "../src/index.ts"
-import { Add, Added, Calculator, OnAdded } from "./lib/contracts.ts"
+import { Add, Added, Calculator } from "./lib/contracts.ts"
+import { decodeEvent as decodePayload, envelopeOf as decodeEnvelope } from "./lib/payloads.ts"
 
 const iterations = Number(process.argv[2] ?? 200_000)
 
@@ -44,13 +45,7 @@ await Effect.runPromise(
   }).pipe(Effect.provide(CalculatorLive), Effect.provide(Capturing), Effect.scoped)
 )
 
-const decodeEnvelope = (bytes: Uint8Array) => {
-  const r = Codec.json.decode(bytes)
-  if (Result.isFailure(r)) throw new Error(`captured bytes do not decode: ${r.failure.reason}`)
-  return r.success
-}
 const { decodeInput, decodeOutput, encodeInput, encodeOutput } = Add.wire
-const decodePayload = Schema.decodeUnknownResult(OnAdded.payloadCodec)
 
 /** CPU µs per iteration of `work`, after a warm-up of a tenth of the iterations. */
 const perOp = (work: () => void): number => {

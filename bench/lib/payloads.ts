@@ -42,7 +42,8 @@ const CLIENT: Envelope.Address = { service: "client", version: "0" }
 const CALCULATOR: Envelope.Address = { service: "calculator", version: "1", instance: crypto.randomUUID() }
 const PUBLISHER: Envelope.Address = { service: "publisher", version: "1", instance: crypto.randomUUID() }
 
-const envelopeOf = (bytes: Uint8Array): Envelope.Envelope => {
+/** The envelope in `bytes`, decoded by `Codec.json`. Throws when they are not one. */
+export const envelopeOf = (bytes: Uint8Array): Envelope.Envelope => {
   const decoded = Codec.json.decode(bytes)
   if (Result.isFailure(decoded)) throw new Error(`not an envelope: ${decoded.failure.reason}`)
   return decoded.success
@@ -51,7 +52,8 @@ const valid = <A>(result: Result.Result<A, Schema.SchemaError>): A => {
   if (Result.isFailure(result)) throw new Error(result.failure.message)
   return result.success
 }
-const decodeEvent = Schema.decodeUnknownResult(OnAdded.payloadCodec)
+/** The subscription's compiled payload decoder, as the runtime applies it to every delivered `added`. */
+export const decodeEvent = Schema.decodeUnknownResult(OnAdded.payloadCodec)
 
 /**
  * Herald's messages as the runtime makes them (the same fields as `Client`, the service runtime and

@@ -14,20 +14,23 @@
  */
 import * as amqp from "amqplib"
 import type { ChannelModel, Options } from "amqplib"
-import { coalesceWrites } from "../../src/internal/amqpTopology.ts"
+import * as Topology from "../../src/internal/amqpTopology.ts"
 import { type Payloads, plainJson } from "../lib/payloads.ts"
 import type { SystemModule } from "../lib/types.ts"
 import { pendingCalls } from "../lib/util.ts"
 
 const URL = "amqp://guest:guest@127.0.0.1:5672"
 const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-const CONTENT_TYPE = "application/cloudevents+json"
-const TRANSIENT = { durable: false, autoDelete: true, arguments: { "x-queue-type": "classic" } }
+/** The bridge's queue options for command queues, and (the same) for non-durable `shared` subscriptions. */
+const TRANSIENT = Topology.commandQueueOptions
+/** The bridge's routing key of `added` from `publisher` (no tenant), and its binding key of a subscription to it. */
+const ROUTING_KEY = Topology.routingKey({ id: "", eventName: "added", senderService: "publisher" })!
+const BINDING_KEY = Topology.bindingKeys({ eventNames: ["added"], tenantIds: undefined })[0]!
 
 const open = async (role: string, coalesce = false): Promise<ChannelModel> => {
   const conn = await amqp.connect(URL, { noDelay: true, timeout: 3000, clientProperties: { connection_name: `amqp-raw-${role}` } })
   conn.on("error", () => undefined)
-  if (coalesce) coalesceWrites(conn)
+  if (coalesce) Topology.coalesceWrites(conn)
   return conn
 }
 
@@ -60,7 +63,7 @@ export const amqpSystem = ({ design, payloads }: AmqpSystemOptions): SystemModul
       if (reply !== undefined) {
         serving.sendToQueue(msg.properties.replyTo as string, reply, {
           correlationId: msg.properties.correlationId as string,
-          ...(design ? { contentType: CONTENT_TYPE } : {})
+          ...(design ? { contentType: Topology.CONTENT_TYPE } : {})
         })
       }
       serving.ack(msg)
@@ -87,7 +90,7 @@ export const amqpSystem = ({ design, payloads }: AmqpSystemOptions): SystemModul
             queue,
             payloads.call(a, b, timeoutMs),
             design
-              ? { replyTo: DIRECT_REPLY_TO, correlationId: id, expiration, mandatory: true, contentType: CONTENT_TYPE }
+              ? { replyTo: DIRECT_REPLY_TO, correlationId: id, expiration, mandatory: true, contentType: Topology.CONTENT_TYPE }
               : { replyTo: DIRECT_REPLY_TO, correlationId: id }
           )
         ),
@@ -100,7 +103,7 @@ export const amqpSystem = ({ design, payloads }: AmqpSystemOptions): SystemModul
 
   fanout: async (deliver, subscribers, { runId }) => {
     const exchange = `bench.${runId}.added`
-    const routingKey = design ? "_.publisher.added" : ""
+    const routingKey = design ? ROUTING_KEY : ""
     const subs: Array<ChannelModel> = []
     for (let k = 0; k < subscribers; k++) {
       const conn = await open(`subscriber-${k + 1}`, design)
@@ -109,7 +112,7 @@ export const amqpSystem = ({ design, payloads }: AmqpSystemOptions): SystemModul
       const { queue } = design
         ? await ch.assertQueue(`bench.${runId}.subscriber-${k + 1}`, TRANSIENT)
         : await ch.assertQueue("", { exclusive: true })
-      await ch.bindQueue(queue, exchange, design ? "*.*.added" : "")
+      await ch.bindQueue(queue, exchange, design ? BINDING_KEY : "")
       await ch.consume(queue, (msg) => {
         if (msg !== null) deliver(k, payloads.delivered(msg.content))
       }, { noAck: true })
@@ -128,7 +131,7 @@ export const amqpSystem = ({ design, payloads }: AmqpSystemOptions): SystemModul
     return {
       publish: (sum) =>
         new Promise<void>((resolve, reject) => {
-          const options: Options.Publish = { persistent: true, contentType: CONTENT_TYPE, messageId: String(++seq), type: "added" }
+          const options: Options.Publish = { persistent: true, contentType: Topology.CONTENT_TYPE, messageId: String(++seq), type: "added" }
           confirming.publish(exchange, routingKey, payloads.event(sum), options, (err) => (err ? reject(err) : resolve()))
         }),
       close: () => closeAll([publisher, ...subs])

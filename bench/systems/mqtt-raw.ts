@@ -11,13 +11,15 @@
  * doing what Herald's design requires on the wire.
  */
 import { connect, type IClientPublishOptions, type MqttClient } from "mqtt"
+import { Codec } from "../../src/index.ts"
 import { writeBatcher } from "../../src/internal/mqttWrites.ts"
 import { type Payloads, plainJson } from "../lib/payloads.ts"
 import type { SystemModule } from "../lib/types.ts"
 import { pendingCalls } from "../lib/util.ts"
 
 const URL = "mqtt://127.0.0.1:1883"
-const CONTENT_TYPE = "application/cloudevents+json"
+/** What the bridge declares as every message's content type: the default codec's. */
+const CONTENT_TYPE = Codec.json.contentType
 
 /** Connects one role with MQTT 5 and TCP_NODELAY on its socket. */
 const open = (role: string, runId: string): Promise<MqttClient> =>
