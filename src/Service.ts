@@ -4,12 +4,13 @@
  * `Service.make` names a versioned unit and its commands and subscriptions (pure data).
  * `Service.toLayer` implements one: each build of the Layer is one running instance.
  */
-import { Duration, Effect, FiberSet, Layer, Semaphore } from "effect"
+import { Duration, Effect, Layer, Semaphore } from "effect"
 import { Bridge } from "./Bridge.ts"
 import { BridgeError, DefinitionError } from "./BridgeError.ts"
 import type * as Command from "./Command.ts"
 import type { Address } from "./Envelope.ts"
 import * as Discovery from "./Discovery.ts"
+import { makeInflight } from "./internal/hotPath.ts"
 import { checkName, checkUnique, checkVersion, RESERVED_SUBSCRIPTION } from "./internal/names.ts"
 import { checkLimit, MaxMessageBytes } from "./MessageSize.ts"
 import * as Runtime from "./Runtime.ts"
@@ -132,13 +133,14 @@ export const toLayer = <S extends Any, H extends Handlers<S>>(
     const self: Address = { service: service.name, version: service.version, instance: Runtime.newId() }
 
     // Finalizers run in reverse: deregister consumers, then drain, then interrupt what is left.
-    const inflight = yield* FiberSet.make<unknown, unknown>()
-    yield* Effect.addFinalizer(() => Effect.asVoid(Effect.timeoutOption(FiberSet.awaitEmpty(inflight), drainTimeout)))
+    const inflight = makeInflight()
+    yield* Effect.addFinalizer(() => inflight.close)
+    yield* Effect.addFinalizer(() => Effect.asVoid(Effect.timeoutOption(inflight.awaitEmpty, drainTimeout)))
     // bridges run handlers with the context of the fiber that called `serve`/`subscribe`: this one,
     // which holds `Requirements<H>`; no per-message `provideContext` (it copies the whole context)
     const track = <E>(effect: Effect.Effect<void, E, Requirements<H>>): Effect.Effect<void, E> =>
       Effect.withFiber((fiber) => {
-        FiberSet.addUnsafe(inflight, fiber)
+        inflight.add(fiber)
         return effect as Effect.Effect<void, E>
       })
 

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Deferred, Effect, Exit, Fiber, Schedule } from "effect"
 import { TestClock } from "effect/testing"
-import { deadline, retryAfterFailure } from "../src/internal/hotPath.ts"
+import { deadline, makeInflight, retryAfterFailure } from "../src/internal/hotPath.ts"
 
 const late = () => Effect.succeed("late" as const)
 
@@ -130,5 +130,46 @@ describe("retryAfterFailure", () => {
       yield* TestClock.adjust("1 millis")
       yield* Fiber.join(fiber)
       assert.strictEqual(runs, 2)
+    }))
+})
+
+describe("makeInflight", () => {
+  /** Forks `effect` as a fiber of its own (as a bridge runs a handler) registered in `inflight`. */
+  const started = (inflight: ReturnType<typeof makeInflight>, effect: Effect.Effect<unknown>) =>
+    Effect.runFork(Effect.withFiber((fiber) => (inflight.add(fiber), effect)))
+
+  it.live("awaitEmpty waits for every registered fiber, in any order of ending, and is immediate when none runs", () =>
+    Effect.gen(function*() {
+      const inflight = makeInflight()
+      yield* inflight.awaitEmpty
+      const gates = [yield* Deferred.make<void>(), yield* Deferred.make<void>(), yield* Deferred.make<void>()]
+      const fibers = gates.map((gate) => started(inflight, Deferred.await(gate)))
+      const waiter = yield* Effect.forkChild(inflight.awaitEmpty)
+      for (const i of [1, 2]) {
+        yield* Deferred.succeed(gates[i]!, undefined)
+        yield* Fiber.await(fibers[i]!)
+        yield* Effect.yieldNow
+        assert.isUndefined(waiter.pollUnsafe(), `still one running after ending fiber ${i}`)
+      }
+      yield* Deferred.succeed(gates[0]!, undefined)
+      yield* Fiber.join(waiter)
+      // a fiber that ended at once never blocks it
+      started(inflight, Effect.void)
+      yield* inflight.awaitEmpty
+    }))
+
+  it.live("close interrupts the running fibers and waits for their finalizers; later ones are interrupted at once", () =>
+    Effect.gen(function*() {
+      const inflight = makeInflight()
+      const finalized: Array<number> = []
+      const fibers = [1, 2, 3].map((i) =>
+        started(inflight, Effect.never.pipe(Effect.onInterrupt(() => Effect.andThen(Effect.sleep("5 millis"), Effect.sync(() => finalized.push(i))))))
+      )
+      yield* inflight.close
+      assert.deepStrictEqual([...finalized].sort(), [1, 2, 3])
+      for (const fiber of fibers) assert.isTrue(Exit.hasInterrupts(fiber.pollUnsafe()!))
+      const late = started(inflight, Effect.never)
+      yield* Effect.yieldNow
+      assert.isTrue(Exit.hasInterrupts(late.pollUnsafe()!))
     }))
 })
