@@ -108,6 +108,21 @@ export interface BridgeShape {
     bytes: Uint8Array,
     expiresAt: number
   ) => Effect.Effect<Uint8Array, NoResponder | BridgeError>
+  /**
+   * Optional: `request` as a plain callback, which spares the runtime a fiber and a suspension per
+   * call. When it can send at once it sends the command, returns a function that cancels the wait
+   * (after which `done` is never called), and later calls `done` exactly once with what `request`
+   * would have ended with (`done` may run before it returns). When it cannot send at once (no
+   * connection, a reconnection in progress, an invalid address) it returns `undefined` having done
+   * nothing, and the runtime uses `request`. The runtime bounds the wait by the call's timeout, as
+   * it does for `request`.
+   */
+  readonly startRequest?: (
+    address: CommandAddress,
+    bytes: Uint8Array,
+    expiresAt: number,
+    done: (result: Effect.Effect<Uint8Array, NoResponder | BridgeError>) => void
+  ) => (() => void) | undefined
   /** Consumes events as described by `spec` until the scope closes. */
   readonly subscribe: (
     spec: SubscriptionSpec,

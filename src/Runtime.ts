@@ -7,9 +7,17 @@
  * (`invoke`); the serving side (`handleCommand`, `handleEvent`) and what both share (ids, outgoing
  * envelopes, publishing) live in `internal/` and are re-exported here.
  */
-import { Effect, Metric, Result } from "effect"
+import { Clock, Effect, type Fiber, Metric, Result } from "effect"
 import { type BridgeShape, type CommandAddress, addressKey } from "./Bridge.ts"
-import { type CallError, InvalidInput, InvalidOutput, RemoteDefect, Timeout } from "./BridgeError.ts"
+import {
+  type BridgeError,
+  type CallError,
+  InvalidInput,
+  InvalidOutput,
+  type NoResponder,
+  RemoteDefect,
+  Timeout
+} from "./BridgeError.ts"
 import * as Codec from "./Codec.ts"
 import type * as Command from "./Command.ts"
 import * as Envelope from "./Envelope.ts"
@@ -19,7 +27,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES, exceeds } from "./MessageSize.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Telemetry from "./internal/telemetry.ts"
 import * as Subscription from "./Subscription.ts"
-import { deadline } from "./internal/hotPath.ts"
+import { deadline, MAX_TIMER_MS, nativeClock } from "./internal/hotPath.ts"
 import { issueOf, newId, nowOf, outgoing } from "./internal/messages.ts"
 
 export { ANONYMOUS, contextOf, newId, publishEncoded, publishSized } from "./internal/messages.ts"
@@ -109,6 +117,34 @@ export const invoke = <C extends Command.Any>(
   const timeout = () => Effect.fail(new Timeout({ address: key, timeoutMs: options.timeoutMs }))
   const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
   const what = `command ${key}`
+  const bounded = (bytes: Uint8Array, expiresAt: number) =>
+    deadline(bridge.request(address, bytes, expiresAt), options.timeoutMs, timeout)
+  /** Sends the command and waits for its reply until the timeout (through `startRequest` when it can). */
+  const send = (fiber: Fiber.Fiber<unknown, unknown>, bytes: Uint8Array, expiresAt: number) => {
+    const start = bridge.startRequest
+    if (start === undefined || fiber.getRef(Clock.Clock) !== nativeClock || !(options.timeoutMs > 0 && options.timeoutMs <= MAX_TIMER_MS)) {
+      return bounded(bytes, expiresAt)
+    }
+    return Effect.callback<Uint8Array, NoResponder | BridgeError | Timeout>((resume) => {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      let ended = false
+      const cancel = start(address, bytes, expiresAt, (result) => {
+        ended = true
+        if (timer !== undefined) clearTimeout(timer)
+        resume(result)
+      })
+      if (cancel === undefined) return resume(bounded(bytes, expiresAt))
+      if (ended) return
+      timer = setTimeout(() => {
+        cancel()
+        resume(timeout())
+      }, options.timeoutMs)
+      return Effect.sync(() => {
+        clearTimeout(timer)
+        cancel()
+      })
+    })
+  }
   return Telemetry.observeCall(Telemetry.callInstruments(address), (span, fiber) => {
     const data = command.wire.encodeInput(input)
     if (Result.isFailure(data)) return Effect.fail(new InvalidInput({ address: key, issue: issueOf(data.failure) }))
@@ -129,7 +165,7 @@ export const invoke = <C extends Command.Any>(
       const tooLarge = exceeds(what, bytes, maxBytes)
       if (tooLarge !== undefined) return Effect.fail(tooLarge)
       return Effect.flatMap(
-        deadline(bridge.request(address, bytes, expiresAt), options.timeoutMs, timeout),
+        send(fiber, bytes, expiresAt),
         (reply) => readReply(command, key, reply, base.sender.service, maxBytes)
       )
     })

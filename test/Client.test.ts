@@ -4,12 +4,14 @@ import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 import {
   Bridge,
+  type BridgeError,
   Client,
   Codec,
   Command,
   MemoryBridge,
   MessageContext,
   type MessageContextShape,
+  NoResponder,
   Runtime,
   Service,
   withContext
@@ -376,6 +378,122 @@ describe("pending table", () => {
         )
       )
     }))
+})
+
+describe("startRequest (a bridge's callback form of request)", () => {
+  interface Counts {
+    started: number
+    declined: number
+    cancelled: number
+    done: number
+  }
+  /**
+   * The memory bridge with a `startRequest` built from its `request`, counting what the runtime does
+   * with it; `decline` makes it answer "not now" (the runtime must then use `request`).
+   */
+  const fastBridge = (counts: Counts, decline = false) =>
+    Layer.effect(
+      Bridge.Bridge,
+      Bridge.Bridge.use((memory) => Effect.succeed<Bridge.BridgeShape>({
+        ...memory,
+        startRequest: (address, bytes, expiresAt, done) => {
+          if (decline) return (counts.declined++, undefined)
+          counts.started++
+          let cancelled = false
+          const fiber = Effect.runFork(memory.request(address, bytes, expiresAt))
+          fiber.addObserver((exit) => {
+            if (!cancelled) (counts.done++, done(exit as Effect.Effect<Uint8Array, NoResponder | BridgeError>))
+          })
+          return () => {
+            cancelled = true
+            counts.cancelled++
+            fiber.interruptUnsafe()
+          }
+        }
+      }))
+    ).pipe(Layer.provide(MemoryBridge.layer))
+  const withFast = (counts: Counts, decline = false) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    effect.pipe(Effect.provide(CalculatorLive().pipe(Layer.provideMerge(fastBridge(counts, decline)))))
+  const fresh = (): Counts => ({ started: 0, declined: 0, cancelled: 0, done: 0 })
+
+  it.live("calls go through it with the live clock: replies, declared errors, defects and NoResponder as through request", () => {
+    const counts = fresh()
+    return withFast(counts)(Effect.gen(function*() {
+      const calc = yield* Client.make(Calculator, { timeout: "5 seconds" })
+      assert.deepStrictEqual(yield* calc.add({ a: 1, b: 2 }), { sum: 3 })
+      assert.strictEqual((yield* Effect.flip(calc.add({ a: 1000, b: 1 })))._tag, "Overflow")
+      assert.strictEqual((yield* Effect.flip(calc.crash({ how: "die" })))._tag, "RemoteDefect")
+      const nobody = yield* Client.make(Service.make("nobody", "1", { commands: [Add] }))
+      assert.strictEqual((yield* Effect.flip(nobody.add({ a: 1, b: 2 })))._tag, "NoResponder")
+      assert.deepStrictEqual(counts, { started: 4, declined: 0, cancelled: 0, done: 4 })
+      assert.strictEqual(yield* pending, 0)
+    }))
+  })
+
+  it.live("times out at the call's deadline, cancelling the wait", () => {
+    const counts = fresh()
+    return withFast(counts)(Effect.gen(function*() {
+      const calc = yield* Client.make(Calculator)
+      const started = Date.now()
+      const error = yield* Effect.flip(calc.sleep({ ms: 60_000 }, { timeout: "60 millis" }))
+      assert.strictEqual(error._tag, "Timeout")
+      assert.isAtLeast(Date.now() - started, 55)
+      assert.deepStrictEqual(counts, { started: 1, declined: 0, cancelled: 1, done: 0 })
+      assert.strictEqual(yield* pending, 0)
+    }))
+  })
+
+  it.live("interrupting the caller cancels the wait; a reply in time clears the timer", () => {
+    const counts = fresh()
+    return withFast(counts)(Effect.gen(function*() {
+      const calc = yield* Client.make(Calculator, { timeout: "100 millis" })
+      const call = yield* Effect.forkChild(calc.sleep({ ms: 60_000 }))
+      yield* Effect.sleep("10 millis")
+      yield* Fiber.interrupt(call)
+      assert.deepStrictEqual(counts, { started: 1, declined: 0, cancelled: 1, done: 0 })
+      // replies within the timeout: no timer may fire after them (it would cancel nothing and fail nothing)
+      for (let i = 0; i < 5; i++) assert.deepStrictEqual(yield* calc.add({ a: i, b: 1 }), { sum: i + 1 })
+      yield* Effect.sleep("150 millis")
+      assert.deepStrictEqual(counts, { started: 6, declined: 0, cancelled: 1, done: 5 })
+      assert.strictEqual(yield* pending, 0)
+    }))
+  })
+
+  it.live("when it declines, the call goes through request, timeout included", () => {
+    const counts = fresh()
+    return withFast(counts, true)(Effect.gen(function*() {
+      const calc = yield* Client.make(Calculator, { timeout: "5 seconds" })
+      assert.deepStrictEqual(yield* calc.add({ a: 2, b: 2 }), { sum: 4 })
+      const error = yield* Effect.flip(calc.sleep({ ms: 60_000 }, { timeout: "30 millis" }))
+      assert.strictEqual(error._tag, "Timeout")
+      assert.deepStrictEqual(counts, { started: 0, declined: 2, cancelled: 0, done: 0 })
+      assert.strictEqual(yield* pending, 0)
+    }))
+  })
+
+  it.live("a result given before it returns ends the call at once, with no timer left behind", () => {
+    let armed = 0
+    const synchronous = Layer.succeed(Bridge.Bridge, {
+      name: "synchronous",
+      capabilities: { durable: false, persistent: false },
+      health: Effect.succeed("connected"),
+      pendingRequests: Effect.succeed(0),
+      publish: () => Effect.void,
+      serve: () => Effect.void,
+      subscribe: () => Effect.void,
+      request: () => Effect.die("request must not be used"),
+      startRequest: (_address, _bytes, _expiresAt, done) => {
+        done(Effect.fail(new NoResponder({ address: "calculator/1/add" })))
+        return () => void armed++
+      }
+    } satisfies Bridge.BridgeShape)
+    return Effect.gen(function*() {
+      const calc = yield* Client.make(Calculator, { timeout: "40 millis" })
+      assert.strictEqual((yield* Effect.flip(calc.add({ a: 1, b: 2 })))._tag, "NoResponder")
+      yield* Effect.sleep("80 millis")
+      assert.strictEqual(armed, 0, "the wait was cancelled after it had ended: a timer was armed")
+    }).pipe(Effect.provide(synchronous))
+  })
 })
 
 describe("Service.toLayer lifecycle", () => {

@@ -194,6 +194,38 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
       return target
     }
 
+    /** Right after a reconnection, when the servers of an address may not have re-declared their queue yet. */
+    const inGrace = (now: number) => now - connection.reconnectedAt() < maxDelayMs + 1000
+
+    /**
+     * Sends a command on `on` and registers its wait for the reply, returning the cancellation of the
+     * wait; when the send fails, `done` gets the failure at once.
+     */
+    const sendRequest = (
+      on: Live,
+      target: { readonly key: string; readonly queue: string },
+      content: Buffer,
+      expiresAt: number,
+      now: number,
+      done: Pending["resume"]
+    ): () => void => {
+      const id = String(++seq)
+      try {
+        on.rpc.publish("", target.queue, content, {
+          replyTo: Topology.DIRECT_REPLY_TO,
+          correlationId: id,
+          expiration: Topology.expirationOf(expiresAt, now),
+          mandatory: true,
+          contentType: Topology.CONTENT_TYPE
+        })
+      } catch (e) {
+        done(Effect.fail(bridgeError(`request ${target.key}`, e)))
+        return noop
+      }
+      pending.set(id, { key: target.key, resume: done, sentOn: on.rpc })
+      return () => void pending.delete(id)
+    }
+
     const bridge: BridgeShape = {
       name: BRIDGE,
       capabilities: { durable: true, persistent: true },
@@ -267,33 +299,31 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
           const clock = fiber.getRef(Clock.Clock)
           // the pending entry lives exactly as long as the wait: removed by the reply, or on interruption
           const send = (on: Live) =>
-            Effect.callback<Uint8Array, NoResponder | BridgeError>((resume) => {
-              const id = String(++seq)
-              try {
-                on.rpc.publish("", target.queue, content, {
-                  replyTo: Topology.DIRECT_REPLY_TO,
-                  correlationId: id,
-                  expiration: Topology.expirationOf(expiresAt, clock.currentTimeMillisUnsafe()),
-                  mandatory: true,
-                  contentType: Topology.CONTENT_TYPE
-                })
-              } catch (e) {
-                return resume(Effect.fail(bridgeError(`request ${target.key}`, e)))
-              }
-              pending.set(id, { key: target.key, resume, sentOn: on.rpc })
-              return Effect.sync(() => void pending.delete(id))
-            })
-          const inGrace = () => clock.currentTimeMillisUnsafe() - connection.reconnectedAt() < maxDelayMs + 1000
+            Effect.callback<Uint8Array, NoResponder | BridgeError>((resume) =>
+              Effect.sync(sendRequest(on, target, content, expiresAt, clock.currentTimeMillisUnsafe(), resume))
+            )
           const live = connection.current()
-          if (live !== undefined && !inGrace()) return send(live)
+          if (live !== undefined && !inGrace(clock.currentTimeMillisUnsafe())) return send(live)
           // right after a reconnection the servers of the address may not have re-declared their queue
           // yet: a NoResponder then is retried (until the caller's deadline interrupts) instead of final
           const retried: Effect.Effect<Uint8Array, NoResponder | BridgeError> = Effect.catch(
             Effect.flatMap(connected(`request ${target.key}`), send),
-            (e) => e._tag === "NoResponder" && inGrace() ? Effect.andThen(Effect.sleep("100 millis"), retried) : Effect.fail(e)
+            (e) =>
+              e._tag === "NoResponder" && inGrace(clock.currentTimeMillisUnsafe())
+                ? Effect.andThen(Effect.sleep("100 millis"), retried)
+                : Effect.fail(e)
           )
           return retried
         }),
+
+      startRequest: (address, bytes, expiresAt, done) => {
+        const target = commandTarget(address)
+        if (typeof target === "string" || connection.isClosing()) return undefined
+        const live = connection.current()
+        const now = Date.now()
+        if (live === undefined || inGrace(now)) return undefined
+        return sendRequest(live, target, toBuffer(bytes), expiresAt, now, done)
+      },
 
       subscribe: (spec, handler) =>
         Effect.gen(function*() {

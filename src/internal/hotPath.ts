@@ -14,7 +14,7 @@ import { BridgeError } from "../BridgeError.ts"
 export const nativeClock = Context.get(Context.empty(), Clock.Clock)
 
 /** The longest delay `setTimeout` takes. */
-const MAX_TIMER_MS = 2 ** 31 - 1
+export const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
  * Runs `self` for at most `ms` milliseconds of the fiber's clock. When it has not ended by then it

@@ -16,7 +16,7 @@ import * as fc from "fast-check"
 import * as AmqpBridge from "../../src/bridges/Amqp.ts"
 import * as Topology from "../../src/internal/amqpTopology.ts"
 import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
-import { Bridge, Client, Event, Service } from "../../src/index.ts"
+import { Bridge, Client, Codec, Event, Service } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive, calculatorHandlers } from "../fixtures.ts"
 import {
   badBytes,
@@ -139,6 +139,23 @@ const announcingHandlers = (started: Queue.Queue<string>) => ({
   sleep: (input: { ms: number }) => Effect.andThen(Queue.offer(started, "command"), calculatorHandlers.sleep(input))
 })
 
+/** A command to `address` as the runtime encodes it (an anonymous caller), expiring in 5 s. */
+const commandBytes = (address: { readonly service: string; readonly version: string; readonly command: string }, data: unknown) => {
+  const now = Date.now()
+  return Codec.json.encode({
+    id: crypto.randomUUID(),
+    kind: "command",
+    type: address.command,
+    source: "herald:client/0",
+    time: now,
+    correlationId: crypto.randomUUID(),
+    sender: { service: "client", version: "0" },
+    receiver: { service: address.service, version: address.version },
+    expiresAt: now + 5_000,
+    data: data as never
+  })
+}
+
 const health = (ctx: Context.Context<Bridge.Bridge>) => Effect.provide(Bridge.Bridge.use((b) => b.health), ctx)
 
 describe("AmqpBridge", () => {
@@ -187,6 +204,30 @@ describe("AmqpBridge", () => {
       const start = yield* Clock.currentTimeMillis
       assert.strictEqual((yield* Effect.flip(calc.add({ a: 1, b: 1 })))._tag, "NoResponder")
       assert.isBelow((yield* Clock.currentTimeMillis) - start, 1_000)
+    }))
+
+  it.live("startRequest sends at once when connected: the reply comes back through done; a cancelled wait leaves nothing pending", () =>
+    Effect.gen(function*() {
+      const client = yield* Layer.build(amqpLayer())
+      const bridge = yield* Effect.provide(Bridge.Bridge.use(Effect.succeed), client)
+      yield* Layer.build(CalculatorLive().pipe(Layer.provide(amqpLayer())))
+      const address = { service: "calculator", version: "1", command: "add" }
+      assert.isFunction(bridge.startRequest)
+      const call = Effect.callback<Uint8Array, unknown>((resume) => {
+        const cancel = bridge.startRequest!(address, commandBytes(address, { a: 20, b: 22 }), Date.now() + 5_000, resume)
+        assert.isFunction(cancel, "connected: it must send at once")
+      })
+      const reply = json(yield* call)
+      assert.strictEqual(reply.heraldstatus, "ok")
+      assert.deepStrictEqual(reply.data, { sum: 42 })
+      // cancelled before the reply: done is never called and the pending table is empty again
+      let called = 0
+      const cancel = bridge.startRequest!(address, commandBytes(address, { a: 1, b: 1 }), Date.now() + 5_000, () => void called++)
+      assert.strictEqual(yield* bridge.pendingRequests, 1)
+      cancel!()
+      assert.strictEqual(yield* bridge.pendingRequests, 0)
+      yield* Effect.sleep("200 millis")
+      assert.strictEqual(called, 0)
     }))
 
   it.live("a durable subscription gets the events published while its service was down, and acks them", () =>
