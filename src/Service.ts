@@ -4,13 +4,13 @@
  * `Service.make` names a versioned unit and its commands and subscriptions (pure data).
  * `Service.toLayer` implements one: each build of the Layer is one running instance.
  */
-import { Duration, Effect, Layer, Semaphore } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import { Bridge } from "./Bridge.ts"
 import { BridgeError, DefinitionError } from "./BridgeError.ts"
 import type * as Command from "./Command.ts"
 import type { Address } from "./Envelope.ts"
 import * as Discovery from "./Discovery.ts"
-import { makeInflight } from "./internal/hotPath.ts"
+import { makeInflight, makeSlots } from "./internal/hotPath.ts"
 import { checkName, checkUnique, checkVersion, RESERVED_SUBSCRIPTION } from "./internal/names.ts"
 import { checkLimit, MaxMessageBytes } from "./MessageSize.ts"
 import * as Runtime from "./Runtime.ts"
@@ -158,13 +158,13 @@ export const toLayer = <S extends Any, H extends Handlers<S>>(
       )
     }
     for (const subscription of service.subscriptions) {
-      const permits = yield* Semaphore.make(subscription.concurrency)
+      const slots = makeSlots(subscription.concurrency)
       const handle = Runtime.handleEvent(
         bridge,
         self,
         subscription,
         table[subscription.name] as Runtime.AnySubscriptionHandler,
-        permits,
+        slots,
         maxBytes
       )
       yield* bridge.subscribe({

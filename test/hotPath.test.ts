@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Deferred, Effect, Exit, Fiber, Schedule } from "effect"
 import { TestClock } from "effect/testing"
-import { deadline, makeInflight, retryAfterFailure } from "../src/internal/hotPath.ts"
+import { deadline, makeInflight, makeSlots, retryAfterFailure } from "../src/internal/hotPath.ts"
 
 const late = () => Effect.succeed("late" as const)
 
@@ -171,5 +171,80 @@ describe("makeInflight", () => {
       const late = started(inflight, Effect.never)
       yield* Effect.yieldNow
       assert.isTrue(Exit.hasInterrupts(late.pollUnsafe()!))
+    }))
+})
+
+describe("makeSlots", () => {
+  /** Whether `n` effects can hold a slot at once now (none waits): no slot was lost or duplicated. */
+  const allFree = (slots: ReturnType<typeof makeSlots>, n: number) =>
+    Effect.gen(function*() {
+      let running = 0
+      let most = 0
+      const gate = yield* Deferred.make<void>()
+      const fibers = yield* Effect.forEach(Array.from({ length: n + 1 }), () =>
+        Effect.forkChild(slots.withSlot(Effect.suspend(() => {
+          most = Math.max(most, ++running)
+          return Effect.ensuring(Deferred.await(gate), Effect.sync(() => running--))
+        }))))
+      yield* Effect.yieldNow
+      const waitingThen = slots.waiting()
+      yield* Deferred.succeed(gate, undefined)
+      yield* Effect.forEach(fibers, Fiber.join)
+      return { most, waitingThen }
+    })
+
+  it.live("runs at most `size` at once, the others in arrival order as slots free up", () =>
+    Effect.gen(function*() {
+      const slots = makeSlots(2)
+      const order: Array<number> = []
+      const gates = yield* Effect.forEach([0, 1, 2, 3, 4], () => Deferred.make<void>())
+      const fibers = yield* Effect.forEach([0, 1, 2, 3, 4], (i) =>
+        Effect.forkChild(slots.withSlot(Effect.andThen(Effect.sync(() => order.push(i)), Deferred.await(gates[i]!)))))
+      yield* Effect.yieldNow
+      assert.deepStrictEqual(order, [0, 1])
+      assert.strictEqual(slots.waiting(), 3)
+      yield* Deferred.succeed(gates[1]!, undefined)
+      yield* Fiber.join(fibers[1]!)
+      yield* Effect.sleep("1 millis")
+      assert.deepStrictEqual(order, [0, 1, 2])
+      assert.strictEqual(slots.waiting(), 2)
+      for (const g of gates) yield* Deferred.succeed(g, undefined)
+      yield* Effect.forEach(fibers, Fiber.join)
+      assert.deepStrictEqual(order, [0, 1, 2, 3, 4])
+      assert.deepStrictEqual(yield* allFree(slots, 2), { most: 2, waitingThen: 1 })
+    }))
+
+  it.live("a slot is released when the effect fails, dies or is interrupted while running", () =>
+    Effect.gen(function*() {
+      const slots = makeSlots(1)
+      assert.isTrue(Exit.isFailure(yield* Effect.exit(slots.withSlot(Effect.fail("boom")))))
+      assert.isTrue(Exit.isFailure(yield* Effect.exit(slots.withSlot(Effect.die("defect")))))
+      const running = yield* Effect.forkChild(slots.withSlot(Effect.never))
+      yield* Effect.yieldNow
+      yield* Fiber.interrupt(running)
+      assert.deepStrictEqual(yield* allFree(slots, 1), { most: 1, waitingThen: 1 })
+    }))
+
+  it.live("interrupted while waiting, or just after being handed a slot, nothing is lost or held", () =>
+    Effect.gen(function*() {
+      const slots = makeSlots(1)
+      const gate = yield* Deferred.make<void>()
+      const holder = yield* Effect.forkChild(slots.withSlot(Deferred.await(gate)))
+      yield* Effect.yieldNow
+      // waits, then leaves the queue
+      const leaver = yield* Effect.forkChild(slots.withSlot(Effect.void))
+      yield* Effect.yieldNow
+      assert.strictEqual(slots.waiting(), 1)
+      yield* Fiber.interrupt(leaver)
+      assert.strictEqual(slots.waiting(), 0)
+      // handed the slot by the holder's release, interrupted before it resumes (the hand-over is deferred)
+      let ran = false
+      const handed = yield* Effect.forkChild(slots.withSlot(Effect.sync(() => (ran = true))))
+      yield* Effect.yieldNow
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(holder)
+      yield* Fiber.interrupt(handed)
+      assert.isFalse(ran)
+      assert.deepStrictEqual(yield* allFree(slots, 1), { most: 1, waitingThen: 1 })
     }))
 })

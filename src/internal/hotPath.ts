@@ -137,3 +137,57 @@ export const makeInflight = (): Inflight => {
     })
   }
 }
+
+/** A fiber waiting in `Slots`: `granted` once a slot was handed to it (it then owns the slot). */
+interface Waiter {
+  readonly resume: (effect: Effect.Effect<void>) => void
+  granted: boolean
+}
+
+/**
+ * A bound on how many effects run at once: what `Semaphore.withPermits(1)` does, with the free case
+ * a counter (the semaphore takes its permit through an interruptible wait every time), and the
+ * number of effects waiting for a slot readable at once.
+ */
+export interface Slots {
+  /** Runs `self` once a slot is free (waiting, interruptibly, in arrival order), holding it until `self` ends. */
+  readonly withSlot: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** How many effects wait for a slot right now. */
+  readonly waiting: () => number
+}
+
+export const makeSlots = (size: number): Slots => {
+  let free = size
+  let queue: Array<Waiter> = []
+  /** Frees a slot, handing it to the first waiter if there is one (resumed outside the releasing fiber). */
+  const release = (): void => {
+    const next = queue.shift()
+    if (next === undefined) {
+      free++
+      return
+    }
+    next.granted = true
+    queueMicrotask(() => next.resume(Effect.void))
+  }
+  const releasing = Effect.sync(release)
+  const acquire = Effect.callback<void>((resume) => {
+    const waiter: Waiter = { resume, granted: false }
+    queue.push(waiter)
+    // interrupted while waiting: leave the queue, or pass on the slot it was just handed
+    return Effect.sync(() => {
+      if (waiter.granted) release()
+      else queue = queue.filter((w) => w !== waiter)
+    })
+  })
+  return {
+    withSlot: <A, E, R>(self: Effect.Effect<A, E, R>) =>
+      Effect.uninterruptibleMask((restore) => {
+        if (free > 0) {
+          free--
+          return Effect.ensuring(restore(self), releasing)
+        }
+        return Effect.andThen(restore(acquire), Effect.ensuring(restore(self), releasing))
+      }),
+    waiting: () => queue.length
+  }
+}

@@ -2,7 +2,7 @@
  * The consuming side of an event: decode, filter, validate, run the subscription handler with its
  * retries and bound, dead-letter. Reached through `Runtime.handleEvent`.
  */
-import { Cause, Effect, Metric, Result, Schema, Semaphore } from "effect"
+import { Cause, Effect, Metric, Result, Schema } from "effect"
 import type { BridgeShape, IncomingEvent } from "../Bridge.ts"
 import type { BridgeError } from "../BridgeError.ts"
 import * as Codec from "../Codec.ts"
@@ -11,7 +11,7 @@ import type { Address } from "../Envelope.ts"
 import { MessageContext, type MessageContextShape } from "../MessageContext.ts"
 import { DEFAULT_MAX_MESSAGE_BYTES, exceeds } from "../MessageSize.ts"
 import * as Metrics from "../Metrics.ts"
-import { retryAfterFailure } from "./hotPath.ts"
+import { retryAfterFailure, type Slots } from "./hotPath.ts"
 import * as Telemetry from "./telemetry.ts"
 import * as Subscription from "../Subscription.ts"
 import { contextOf, issueOf, publishSized, rawText, reject } from "./messages.ts"
@@ -65,12 +65,10 @@ export const handleEvent = (
   self: Address,
   subscription: Subscription.Any,
   handler: AnySubscriptionHandler,
-  permits: Semaphore.Semaphore,
+  slots: Slots,
   maxBytes: number = DEFAULT_MAX_MESSAGE_BYTES
 ) => {
   const decodePayload = Schema.decodeUnknownResult(subscription.payloadCodec)
-  /** Non-durable events received and waiting for a handler slot (bounded by `NON_DURABLE_BUFFER`). */
-  let waiting = 0
   const counted = Metric.withAttributes(Metrics.deadLetters, { service: self.service, subscription: subscription.name })
   const instruments = Telemetry.deliveryInstruments(self, subscription.name)
   const delivered = Metric.update(instruments.series.delivered, 1)
@@ -174,26 +172,16 @@ export const handleEvent = (
         return handler(payload.success, attempts === 1 ? info : { ...info, attempt: attempts })
       })
       const handled = retryAfterFailure(attempt, subscription.retry).pipe(Effect.provideService(MessageContext, contextOf(env, self)))
-      let slotted: Effect.Effect<unknown, unknown>
-      if (subscription.durable) {
-        // the broker bounds what a durable subscription has in flight (prefetch, max ack pending, receive maximum)
-        slotted = permits.withPermits(1)(handled)
-      } else {
-        if (waiting >= NON_DURABLE_BUFFER) {
-          return reject(
-            "overflow",
-            self.service,
-            `event ${env.id} on subscription ${subscription.name}: ${NON_DURABLE_BUFFER} events already wait for a handler`
-          )
-        }
-        waiting++
-        let held = false
-        slotted = permits.withPermits(1)(Effect.suspend(() => {
-          held = true
-          waiting--
-          return handled
-        })).pipe(Effect.ensuring(Effect.sync(() => (held ? undefined : void waiting--))))
+      // the broker bounds what a durable subscription has in flight (prefetch, max ack pending, receive
+      // maximum); a non-durable one keeps at most NON_DURABLE_BUFFER events waiting for a slot
+      if (!subscription.durable && slots.waiting() >= NON_DURABLE_BUFFER) {
+        return reject(
+          "overflow",
+          self.service,
+          `event ${env.id} on subscription ${subscription.name}: ${NON_DURABLE_BUFFER} events already wait for a handler`
+        )
       }
+      const slotted = slots.withSlot(handled)
       return Telemetry.observeDelivery(
         instruments,
         env,
