@@ -71,7 +71,6 @@ export const handleEvent = (
   const decodePayload = Schema.decodeUnknownResult(subscription.payloadCodec)
   const counted = Metric.withAttributes(Metrics.deadLetters, { service: self.service, subscription: subscription.name })
   const instruments = Telemetry.deliveryInstruments(self, subscription.name)
-  const delivered = Metric.update(instruments.series.delivered, 1)
   const failedFinally = Metric.update(instruments.series.failed, 1)
   const deadLetter = (env: Envelope.Envelope | undefined, event: unknown, attempts: number, error: string, cause = error) => {
     const letter: Subscription.DeadLetter = {
@@ -119,7 +118,7 @@ export const handleEvent = (
     ))
   }
   return (message: IncomingEvent): Effect.Effect<void, BridgeError> =>
-    Effect.suspend(() => {
+    Effect.withFiber((fiber) => {
       const tooLarge = exceeds(`event for subscription ${subscription.name}`, message.bytes, maxBytes)
       if (tooLarge !== undefined) {
         const rejected = reject("too-large", self.service, tooLarge.message)
@@ -185,9 +184,13 @@ export const handleEvent = (
       return Telemetry.observeDelivery(
         instruments,
         env,
+        fiber,
         Effect.matchCauseEffect(slotted, {
           onFailure: (cause) => giveUp(env, attempts, cause),
-          onSuccess: () => delivered
+          onSuccess: () => {
+            instruments.series.delivered.updateUnsafe(1, fiber.context)
+            return Effect.void
+          }
         })
       )
     })

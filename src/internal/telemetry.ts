@@ -330,23 +330,23 @@ export const countRetry = (instruments: DeliveryInstruments, fiber: Fiber.Fiber<
 }
 
 /**
- * Runs the handling of one event in its `herald.deliver` span, a child of the span that published
- * it, and records the subscription's lag.
+ * Records the subscription's lag for one event and runs its handling in its `herald.deliver` span, a
+ * child of the span that published it. `fiber` is the fiber that will run the returned effect.
  */
 export const observeDelivery = <A, E, R>(
   instruments: DeliveryInstruments,
   env: Envelope,
+  fiber: Fiber.Fiber<unknown, unknown>,
   effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E, R> =>
-  Effect.withFiber((fiber) => {
-    const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-    instruments.series.lag.updateUnsafe(Math.max(0, now - env.time) / 1000, fiber.context)
-    if (!tracing(fiber)) return effect
-    return Effect.useSpan(instruments.spanName, remoteParent(instruments.spanOptions, env.traceparent), (span) => {
-      annotateSpan(span, env.id, env.correlationId, env.tenantId)
-      return inSpan(effect, span)
-    })
+): Effect.Effect<A, E, R> => {
+  const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+  instruments.series.lag.updateUnsafe(Math.max(0, now - env.time) / 1000, fiber.context)
+  if (!tracing(fiber)) return effect
+  return Effect.useSpan(instruments.spanName, remoteParent(instruments.spanOptions, env.traceparent), (span) => {
+    annotateSpan(span, env.id, env.correlationId, env.tenantId)
+    return inSpan(effect, span)
   })
+}
 
 /** A span as the runtime sees it. */
 export type Span = Tracer.Span
