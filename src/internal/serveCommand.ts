@@ -15,6 +15,10 @@ import { deadline } from "./hotPath.ts"
 import * as Telemetry from "./telemetry.ts"
 import { contextOf, issueOf, newId, nowOf, publishSized, rawText, reject } from "./messages.ts"
 
+/** What a handler interrupted at its command's deadline gives instead of an output. */
+const TIMED_OUT: unique symbol = Symbol("herald/timed-out")
+const timedOut = () => Effect.succeed(TIMED_OUT)
+
 /** A command handler after type erasure. */
 export type AnyCommandHandler = (input: unknown) => Effect.Effect<unknown, unknown>
 
@@ -107,7 +111,7 @@ export const handleCommand = (
       }
       const input = command.wire.decodeInput(env.data)
       if (Result.isFailure(input)) {
-        return Telemetry.observeHandling(instruments, env, reply("invalid-input", { issue: issueOf(input.failure) }))
+        return Telemetry.observeHandling(instruments, env, fiber, reply("invalid-input", { issue: issueOf(input.failure) }))
       }
 
       const context = contextOf(env, self)
@@ -136,22 +140,22 @@ export const handleCommand = (
       }
       const run = Effect.provideService(handler(input.success), MessageContext, context)
       if (env.expiresAt === undefined) {
-        return Telemetry.observeHandling(instruments, env, Effect.matchCauseEffect(run, { onFailure: fail, onSuccess: succeed }))
+        return Telemetry.observeHandling(instruments, env, fiber, Effect.matchCauseEffect(run, { onFailure: fail, onSuccess: succeed }))
       }
       return Telemetry.observeHandling(
         instruments,
         env,
-        deadline(Effect.asSome(run), env.expiresAt - received, () => Effect.succeedNone).pipe(
+        fiber,
+        deadline(run, env.expiresAt - received, timedOut).pipe(
           Effect.matchCauseEffect({
             onFailure: fail,
-            onSuccess: Option.match({
-              onNone: () =>
-                Effect.withFiber((fiber) => {
+            onSuccess: (output) =>
+              output === TIMED_OUT
+                ? Effect.withFiber((fiber) => {
                   Telemetry.countHandled(instruments, "timeout", fiber)
                   return Effect.logWarning(`herald: command ${key} ${env.id} interrupted at its deadline`)
-                }),
-              onSome: succeed
-            })
+                })
+                : succeed(output)
           })
         )
       )

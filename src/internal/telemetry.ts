@@ -279,23 +279,24 @@ export const commandInstruments = (self: Address, command: string): CommandInstr
 export const observeHandling = <A, E, R>(
   instruments: CommandInstruments,
   env: Envelope,
+  fiber: Fiber.Fiber<unknown, unknown>,
   effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E, R> =>
-  Effect.withFiber((fiber) => {
-    const { duration, inFlight } = instruments.series
-    inFlight.modifyUnsafe(1, fiber.context)
-    const start = instantOf(fiber)
-    const record = () => {
-      inFlight.modifyUnsafe(-1, fiber.context)
-      duration.updateUnsafe(secondsSince(fiber, start), fiber.context)
-      return Effect.void
-    }
-    if (!tracing(fiber)) return Effect.onExit(effect, record)
-    return Effect.useSpan(instruments.spanName, remoteParent(instruments.spanOptions, env.traceparent), (span) => {
-      annotateSpan(span, env.id, env.correlationId, env.tenantId)
-      return Effect.onExit(inSpan(effect, span), record)
-    })
+): Effect.Effect<A, E, R> => {
+  const { duration, inFlight } = instruments.series
+  const context = fiber.context
+  inFlight.modifyUnsafe(1, context)
+  const start = instantOf(fiber)
+  const record = () => {
+    inFlight.modifyUnsafe(-1, context)
+    duration.updateUnsafe(secondsSince(fiber, start), context)
+    return Effect.void
+  }
+  if (!tracing(fiber)) return Effect.onExit(effect, record)
+  return Effect.useSpan(instruments.spanName, remoteParent(instruments.spanOptions, env.traceparent), (span) => {
+    annotateSpan(span, env.id, env.correlationId, env.tenantId)
+    return Effect.onExit(inSpan(effect, span), record)
   })
+}
 
 /** Counts the outcome of a handled command (the status of its reply, or `timeout`). */
 export const countHandled = (
