@@ -4,7 +4,7 @@
  * A bridge knows nothing of schemas, handlers or filters beyond the pre-filter hints it is given;
  * the runtime knows nothing of brokers. A bridge is chosen only by which Layer provides `Bridge`.
  */
-import { Context, type Effect, type Scope } from "effect"
+import { Context, type Effect, type Exit, type Scope } from "effect"
 import type { BridgeError, NoResponder } from "./BridgeError.ts"
 
 /** Where a command is served: one address per service, major version and command. */
@@ -121,7 +121,7 @@ export interface BridgeShape {
     address: CommandAddress,
     bytes: Uint8Array,
     expiresAt: number,
-    done: (result: Effect.Effect<Uint8Array, NoResponder | BridgeError>) => void
+    done: (result: Exit.Exit<Uint8Array, NoResponder | BridgeError>) => void
   ) => (() => void) | undefined
   /** Consumes events as described by `spec` until the scope closes. */
   readonly subscribe: (

@@ -7,17 +7,9 @@
  * (`invoke`); the serving side (`handleCommand`, `handleEvent`) and what both share (ids, outgoing
  * envelopes, publishing) live in `internal/` and are re-exported here.
  */
-import { Clock, Effect, type Fiber, Metric, Result } from "effect"
+import { Clock, Effect, Exit, type Fiber, Result } from "effect"
 import { type BridgeShape, type CommandAddress, addressKey } from "./Bridge.ts"
-import {
-  type BridgeError,
-  type CallError,
-  InvalidInput,
-  InvalidOutput,
-  type NoResponder,
-  RemoteDefect,
-  Timeout
-} from "./BridgeError.ts"
+import { type CallError, InvalidInput, InvalidOutput, RemoteDefect, Timeout } from "./BridgeError.ts"
 import * as Codec from "./Codec.ts"
 import type * as Command from "./Command.ts"
 import * as Envelope from "./Envelope.ts"
@@ -53,54 +45,55 @@ export interface InvokeOptions {
 const isTransportError = (e: { readonly _tag: string }): boolean =>
   e._tag === "Timeout" || e._tag === "NoResponder" || e._tag === "BridgeError"
 
-/** A reply the caller cannot read: counted as a rejected message of the calling service, then `InvalidOutput`. */
-const rejectReply = (reason: string, caller: string, key: string, issue: string) =>
-  Effect.andThen(
-    Metric.update(Metric.withAttributes(rejectedMessages, { reason, service: caller }), 1),
-    Effect.fail(new InvalidOutput({ address: key, issue }))
-  )
+type CallExit<C extends Command.Any> = Exit.Exit<Command.Output<C>, Command.Errors<C> | CallError>
 
+/** Reads a reply: the output, the declared error, or the failure it stands for. Decided at once. */
 const readReply = <C extends Command.Any>(
   command: C,
   key: string,
   bytes: Uint8Array,
   caller: string,
-  maxBytes: number
-): Effect.Effect<Command.Output<C>, Command.Errors<C> | CallError> => {
+  maxBytes: number,
+  fiber: Fiber.Fiber<unknown, unknown>
+): CallExit<C> => {
+  /** A reply the caller cannot read: counted as a rejected message of the calling service, then `InvalidOutput`. */
+  const reject = (reason: string, issue: string) => {
+    Metrics.series(rejectedMessages, { reason, service: caller }).updateUnsafe(1, fiber.context)
+    return Exit.fail(new InvalidOutput({ address: key, issue }))
+  }
   const tooLarge = exceeds(`reply from ${key}`, bytes, maxBytes)
-  if (tooLarge !== undefined) return rejectReply("too-large", caller, key, tooLarge.message)
+  if (tooLarge !== undefined) return reject("too-large", tooLarge.message)
   const decoded = Codec.json.decode(bytes)
-  if (Result.isFailure(decoded)) return rejectReply("undecodable", caller, key, decoded.failure.reason)
+  if (Result.isFailure(decoded)) return reject("undecodable", decoded.failure.reason)
   const reply = decoded.success
   switch (reply.status) {
     case "ok": {
       const output = command.wire.decodeOutput(reply.data)
       return Result.isSuccess(output)
-        ? Effect.succeed(output.success)
-        : Effect.fail(new InvalidOutput({ address: key, issue: issueOf(output.failure) }))
+        ? Exit.succeed(output.success)
+        : Exit.fail(new InvalidOutput({ address: key, issue: issueOf(output.failure) }))
     }
     case "error": {
       const error = command.wire.decodeError?.(reply.data)
       if (error === undefined) {
-        return Effect.fail(new InvalidOutput({ address: key, issue: "error reply for a command that declares none" }))
+        return Exit.fail(new InvalidOutput({ address: key, issue: "error reply for a command that declares none" }))
       }
       return Result.isSuccess(error)
-        ? Effect.fail(error.success)
-        : Effect.fail(new InvalidOutput({ address: key, issue: issueOf(error.failure) }))
+        ? Exit.fail(error.success)
+        : Exit.fail(new InvalidOutput({ address: key, issue: issueOf(error.failure) }))
     }
     case "defect": {
       const errorId = (reply.data as { readonly errorId?: unknown } | undefined)?.errorId
-      return Effect.fail(new RemoteDefect({ address: key, errorId: typeof errorId === "string" ? errorId : "unknown" }))
+      return Exit.fail(new RemoteDefect({ address: key, errorId: typeof errorId === "string" ? errorId : "unknown" }))
     }
     case "invalid-input": {
       const issue = (reply.data as { readonly issue?: unknown } | undefined)?.issue
-      return Effect.fail(new InvalidInput({ address: key, issue: typeof issue === "string" ? issue : "rejected" }))
+      return Exit.fail(new InvalidInput({ address: key, issue: typeof issue === "string" ? issue : "rejected" }))
     }
     default:
-      return Effect.fail(new InvalidOutput({ address: key, issue: "reply without a status" }))
+      return Exit.fail(new InvalidOutput({ address: key, issue: "reply without a status" }))
   }
 }
-
 
 /**
  * Invokes a command: validates and encodes the input, sends it with its deadline, waits for the
@@ -115,64 +108,83 @@ export const invoke = <C extends Command.Any>(
 ): Effect.Effect<Command.Output<C>, Command.Errors<C> | CallError> => {
   const key = addressKey(address)
   const receiver: Address = { service: address.service, version: address.version }
-  const timeout = () => Effect.fail(new Timeout({ address: key, timeoutMs: options.timeoutMs }))
+  const timeoutMs = options.timeoutMs
+  const timeout = () => new Timeout({ address: key, timeoutMs })
   const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
-  const what = `command ${key}`
-  const bounded = (bytes: Uint8Array, expiresAt: number) =>
-    deadline(bridge.request(address, bytes, expiresAt), options.timeoutMs, timeout)
-  /** Sends the command and waits for its reply until the timeout (through `startRequest` when it can). */
-  const send = (fiber: Fiber.Fiber<unknown, unknown>, bytes: Uint8Array, expiresAt: number) => {
-    const start = bridge.startRequest
-    if (start === undefined || fiber.getRef(Clock.Clock) !== nativeClock || !(options.timeoutMs > 0 && options.timeoutMs <= MAX_TIMER_MS)) {
-      return bounded(bytes, expiresAt)
+  /** The encoded command, or why it cannot be sent; with its deadline. */
+  const encode = (base: ReturnType<typeof outgoing>, data: unknown, now: number) => {
+    const expiresAt = now + timeoutMs
+    const envelope: Envelope.Envelope = {
+      ...base,
+      kind: "command",
+      type: command.name,
+      time: now,
+      receiver,
+      expiresAt,
+      data
     }
-    return Effect.callback<Uint8Array, NoResponder | BridgeError | Timeout>((resume) => {
+    const bytes = Codec.json.encode(envelope)
+    return { bytes, expiresAt, tooLarge: exceeds(`command ${key}`, bytes, maxBytes) }
+  }
+  const start = bridge.startRequest
+  return Effect.withFiber((fiber) => {
+    const instruments = Telemetry.callInstruments(address)
+    if (
+      start === undefined || options.retry !== undefined || fiber.getRef(Clock.Clock) !== nativeClock ||
+      !(timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS) || Telemetry.tracing(fiber)
+    ) {
+      return general(fiber, instruments)
+    }
+    // the common case, decided in plain code: one suspension for the reply, the outcome recorded
+    // where it becomes known (what `general` does with `observeCall`, a deadline fiber and `request`)
+    const began = Telemetry.instantOf(fiber)
+    const end = (exit: CallExit<C>): CallExit<C> => (Telemetry.recordCall(instruments, fiber, began, exit), exit)
+    const data = command.wire.encodeInput(input)
+    if (Result.isFailure(data)) return end(Exit.fail(new InvalidInput({ address: key, issue: issueOf(data.failure) })))
+    const base = outgoing(fiber.getRef(MessageContext), newId(), undefined)
+    const { bytes, expiresAt, tooLarge } = encode(base, data.success, nowOf(fiber))
+    if (tooLarge !== undefined) return end(Exit.fail(tooLarge))
+    return Effect.callback<Command.Output<C>, Command.Errors<C> | CallError>((resume) => {
       let timer: ReturnType<typeof setTimeout> | undefined
       let ended = false
       const cancel = start(address, bytes, expiresAt, (result) => {
         ended = true
         if (timer !== undefined) clearTimeout(timer)
-        resume(result)
+        resume(end(Exit.isSuccess(result) ? readReply(command, key, result.value, base.sender.service, maxBytes, fiber) : result))
       })
-      if (cancel === undefined) return resume(bounded(bytes, expiresAt))
+      if (cancel === undefined) return resume(general(fiber, instruments))
       if (ended) return
       timer = setTimeout(() => {
+        ended = true
         cancel()
-        resume(timeout())
-      }, options.timeoutMs)
+        resume(end(Exit.fail(timeout())))
+      }, timeoutMs)
       return Effect.sync(() => {
+        if (ended) return
         clearTimeout(timer)
         cancel()
+        end(Exit.interrupt(fiber.id))
       })
     })
-  }
-  return Telemetry.observeCall(Telemetry.callInstruments(address), (span, fiber) => {
-    const data = command.wire.encodeInput(input)
-    if (Result.isFailure(data)) return Effect.fail(new InvalidInput({ address: key, issue: issueOf(data.failure) }))
-    const base = outgoing(fiber.getRef(MessageContext), newId(), span)
-    const attempt = Effect.withFiber((fiber) => {
-      const now = nowOf(fiber)
-      const expiresAt = now + options.timeoutMs
-      const envelope: Envelope.Envelope = {
-        ...base,
-        kind: "command",
-        type: command.name,
-        time: now,
-        receiver,
-        expiresAt,
-        data: data.success
-      }
-      const bytes = Codec.json.encode(envelope)
-      const tooLarge = exceeds(what, bytes, maxBytes)
-      if (tooLarge !== undefined) return Effect.fail(tooLarge)
-      return Effect.flatMap(
-        send(fiber, bytes, expiresAt),
-        (reply) => readReply(command, key, reply, base.sender.service, maxBytes)
-      )
-    })
-    return options.retry === undefined
-      ? attempt
-      : Effect.retry(attempt, { schedule: options.retry, while: isTransportError })
   })
-}
 
+  /** Any call: in its span when tracing, with retries, under any clock, over `request`. */
+  function general(fiber: Fiber.Fiber<unknown, unknown>, instruments: Telemetry.CallInstruments) {
+    return Telemetry.observeCall(instruments, fiber, (span) => {
+      const data = command.wire.encodeInput(input)
+      if (Result.isFailure(data)) return Effect.fail(new InvalidInput({ address: key, issue: issueOf(data.failure) }))
+      const base = outgoing(fiber.getRef(MessageContext), newId(), span)
+      const attempt = Effect.withFiber((fiber) => {
+        const { bytes, expiresAt, tooLarge } = encode(base, data.success, nowOf(fiber))
+        if (tooLarge !== undefined) return Effect.fail(tooLarge)
+        return Effect.flatMap(
+          deadline(bridge.request(address, bytes, expiresAt), timeoutMs, () => Effect.fail(timeout())),
+          (reply) => readReply(command, key, reply, base.sender.service, maxBytes, fiber)
+        )
+      })
+      return options.retry === undefined
+        ? attempt
+        : Effect.retry(attempt, { schedule: options.retry, while: isTransportError })
+    })
+  }
+}

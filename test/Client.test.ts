@@ -11,6 +11,7 @@ import {
   MemoryBridge,
   MessageContext,
   type MessageContextShape,
+  Metrics,
   NoResponder,
   Runtime,
   Service,
@@ -402,7 +403,7 @@ describe("startRequest (a bridge's callback form of request)", () => {
           let cancelled = false
           const fiber = Effect.runFork(memory.request(address, bytes, expiresAt))
           fiber.addObserver((exit) => {
-            if (!cancelled) (counts.done++, done(exit as Effect.Effect<Uint8Array, NoResponder | BridgeError>))
+            if (!cancelled) (counts.done++, done(exit as Exit.Exit<Uint8Array, NoResponder | BridgeError>))
           })
           return () => {
             cancelled = true
@@ -415,10 +416,17 @@ describe("startRequest (a bridge's callback form of request)", () => {
   const withFast = (counts: Counts, decline = false) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     effect.pipe(Effect.provide(CalculatorLive().pipe(Layer.provideMerge(fastBridge(counts, decline)))))
   const fresh = (): Counts => ({ started: 0, declined: 0, cancelled: 0, done: 0 })
+  /** The calls of `calculator` v1 `command` counted with `outcome` so far (the fast path records them itself). */
+  const calls = (command: string, outcome: string) =>
+    Effect.map(
+      Metric.value(Metric.withAttributes(Metrics.clientCalls, { service: "calculator", version: "1", command, outcome })),
+      (s) => s.count
+    )
 
   it.live("calls go through it with the live clock: replies, declared errors, defects and NoResponder as through request", () => {
     const counts = fresh()
     return withFast(counts)(Effect.gen(function*() {
+      const before = [yield* calls("add", "ok"), yield* calls("add", "Overflow"), yield* calls("crash", "RemoteDefect")]
       const calc = yield* Client.make(Calculator, { timeout: "5 seconds" })
       assert.deepStrictEqual(yield* calc.add({ a: 1, b: 2 }), { sum: 3 })
       assert.strictEqual((yield* Effect.flip(calc.add({ a: 1000, b: 1 })))._tag, "Overflow")
@@ -427,6 +435,8 @@ describe("startRequest (a bridge's callback form of request)", () => {
       assert.strictEqual((yield* Effect.flip(nobody.add({ a: 1, b: 2 })))._tag, "NoResponder")
       assert.deepStrictEqual(counts, { started: 4, declined: 0, cancelled: 0, done: 4 })
       assert.strictEqual(yield* pending, 0)
+      const after = [yield* calls("add", "ok"), yield* calls("add", "Overflow"), yield* calls("crash", "RemoteDefect")]
+      assert.deepStrictEqual(after.map((n, i) => n - before[i]!), [1, 1, 1], "each outcome counted once")
     }))
   })
 
@@ -434,9 +444,11 @@ describe("startRequest (a bridge's callback form of request)", () => {
     const counts = fresh()
     return withFast(counts)(Effect.gen(function*() {
       const calc = yield* Client.make(Calculator)
+      const timeouts = yield* calls("sleep", "Timeout")
       const started = Date.now()
       const error = yield* Effect.flip(calc.sleep({ ms: 60_000 }, { timeout: "60 millis" }))
       assert.strictEqual(error._tag, "Timeout")
+      assert.strictEqual((yield* calls("sleep", "Timeout")) - timeouts, 1)
       assert.isAtLeast(Date.now() - started, 55)
       assert.deepStrictEqual(counts, { started: 1, declined: 0, cancelled: 1, done: 0 })
       assert.strictEqual(yield* pending, 0)
@@ -447,9 +459,11 @@ describe("startRequest (a bridge's callback form of request)", () => {
     const counts = fresh()
     return withFast(counts)(Effect.gen(function*() {
       const calc = yield* Client.make(Calculator, { timeout: "100 millis" })
+      const interrupted = yield* calls("sleep", "Interrupted")
       const call = yield* Effect.forkChild(calc.sleep({ ms: 60_000 }))
       yield* Effect.sleep("10 millis")
       yield* Fiber.interrupt(call)
+      assert.strictEqual((yield* calls("sleep", "Interrupted")) - interrupted, 1)
       assert.deepStrictEqual(counts, { started: 1, declined: 0, cancelled: 1, done: 0 })
       // replies within the timeout: no timer may fire after them (it would cancel nothing and fail nothing)
       for (let i = 0; i < 5; i++) assert.deepStrictEqual(yield* calc.add({ a: i, b: 1 }), { sum: i + 1 })
@@ -483,7 +497,7 @@ describe("startRequest (a bridge's callback form of request)", () => {
       subscribe: () => Effect.void,
       request: () => Effect.die("request must not be used"),
       startRequest: (_address, _bytes, _expiresAt, done) => {
-        done(Effect.fail(new NoResponder({ address: "calculator/1/add" })))
+        done(Exit.fail(new NoResponder({ address: "calculator/1/add" })))
         return () => void armed++
       }
     } satisfies Bridge.BridgeShape)

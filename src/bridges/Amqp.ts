@@ -20,7 +20,7 @@
  */
 import type { Channel, ConsumeMessage, Message, Options } from "amqplib"
 import type { Scope } from "effect"
-import { Clock, Duration, Effect, Layer, Redacted } from "effect"
+import { Clock, Duration, Effect, Exit, Layer, Redacted } from "effect"
 import type { ConnectionOptions as TlsOptions } from "node:tls"
 import {
   addressKey,
@@ -88,7 +88,7 @@ export interface AmqpBridgeConfig {
 interface Pending {
   readonly key: string
   /** Completes the waiting request. */
-  readonly resume: (result: Effect.Effect<Uint8Array, NoResponder | BridgeError>) => void
+  readonly resume: (result: Exit.Exit<Uint8Array, NoResponder | BridgeError>) => void
   /** The channel the request went out on: replies can only come back while it is open. */
   readonly sentOn: Channel
 }
@@ -122,7 +122,7 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
     const pending = new Map<string, Pending>()
 
     /** Ends the request waiting for `id`, if any, with `result`. */
-    const settleRequest = (id: unknown, result: (key: string) => Effect.Effect<Uint8Array, NoResponder | BridgeError>) => {
+    const settleRequest = (id: unknown, result: (key: string) => Exit.Exit<Uint8Array, NoResponder | BridgeError>) => {
       const entry = pending.get(String(id))
       if (entry === undefined) return
       pending.delete(String(id))
@@ -130,7 +130,7 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
     }
     const failPending = (reason: string, on?: Channel) => {
       for (const [id, p] of pending) {
-        if (on === undefined || p.sentOn === on) settleRequest(id, (key) => Effect.fail(fail(`request ${key}: ${reason}`)))
+        if (on === undefined || p.sentOn === on) settleRequest(id, (key) => Exit.fail(fail(`request ${key}: ${reason}`)))
       }
     }
 
@@ -156,10 +156,10 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
           rpc.on("close", () => (failPending("the connection was lost", rpc), recycle()))
           // a command nobody serves is unroutable (its queue exists only while served): returned at once
           rpc.on("return", (msg: Message) =>
-            settleRequest(msg.properties.correlationId, (address) => Effect.fail(new NoResponder({ address }))))
+            settleRequest(msg.properties.correlationId, (address) => Exit.fail(new NoResponder({ address }))))
           yield* attempt("consume direct replies", () =>
             rpc.consume(Topology.DIRECT_REPLY_TO, (msg) => {
-              if (msg !== null) settleRequest(msg.properties.correlationId, () => Effect.succeed(msg.content))
+              if (msg !== null) settleRequest(msg.properties.correlationId, () => Exit.succeed(msg.content))
             }, { noAck: true }))
           const pub = yield* attempt("open the publish channel", () => model.createConfirmChannel())
           pub.on("error", noop)
@@ -219,7 +219,7 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
           contentType: Topology.CONTENT_TYPE
         })
       } catch (e) {
-        done(Effect.fail(bridgeError(`request ${target.key}`, e)))
+        done(Exit.fail(bridgeError(`request ${target.key}`, e)))
         return noop
       }
       pending.set(id, { key: target.key, resume: done, sentOn: on.rpc })

@@ -189,17 +189,27 @@ const spanned = <A, E, R>(
  */
 export const observeCall = <A, E, R>(
   instruments: CallInstruments,
-  effect: (span: Tracer.Span | undefined, fiber: Fiber.Fiber<unknown, unknown>) => Effect.Effect<A, E, R>
-): Effect.Effect<A, E, R> =>
-  Effect.withFiber((fiber) => {
-    const start = instantOf(fiber)
-    const record = (exit: Exit.Exit<A, E>) => {
-      instruments.series.calls(outcomeOf(exit)).updateUnsafe(1, fiber.context)
-      instruments.series.duration.updateUnsafe(secondsSince(fiber, start), fiber.context)
-      return Effect.void
-    }
-    return spanned(fiber, instruments, fiber.getRef(MessageContext).traceparent, effect, record)
-  })
+  fiber: Fiber.Fiber<unknown, unknown>,
+  effect: (span: Tracer.Span | undefined) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> => {
+  const start = instantOf(fiber)
+  const record = (exit: Exit.Exit<A, E>) => {
+    recordCall(instruments, fiber, start, exit)
+    return Effect.void
+  }
+  return spanned(fiber, instruments, fiber.getRef(MessageContext).traceparent, effect, record)
+}
+
+/** Records the outcome and duration of one invocation that began at `start` (an `instantOf` the fiber). */
+export const recordCall = (
+  instruments: CallInstruments,
+  fiber: Fiber.Fiber<unknown, unknown>,
+  start: number,
+  exit: Exit.Exit<unknown, unknown>
+): void => {
+  instruments.series.calls(outcomeOf(exit)).updateUnsafe(1, fiber.context)
+  instruments.series.duration.updateUnsafe(secondsSince(fiber, start), fiber.context)
+}
 
 // publishing -------------------------------------------------------------------------------------
 
