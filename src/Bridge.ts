@@ -111,11 +111,11 @@ export interface BridgeShape {
   /**
    * Optional: `request` as a plain callback, which spares the runtime a fiber and a suspension per
    * call. When it can send at once it sends the command, returns a function that cancels the wait
-   * (after which `done` is never called), and later calls `done` exactly once with what `request`
-   * would have ended with (`done` may run before it returns). When it cannot send at once (no
-   * connection, a reconnection in progress, an invalid address) it returns `undefined` having done
-   * nothing, and the runtime uses `request`. The runtime bounds the wait by the call's timeout, as
-   * it does for `request`.
+   * (after which `done` is never called), and later calls `done` exactly once with the `Exit`
+   * `request` would have ended with (`done` may run before it returns). When it cannot send at once
+   * (no connection, a reconnection in progress, an invalid address) it returns `undefined` having
+   * done nothing, and the runtime uses `request`. The runtime calls it only under Effect's built-in
+   * clock and bounds the wait by the call's timeout, as it does for `request`.
    */
   readonly startRequest?: (
     address: CommandAddress,

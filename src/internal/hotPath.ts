@@ -6,6 +6,9 @@
  *   the effect against a sleeping fiber: two forked fibers, the race's bookkeeping and the sleep's
  *   own callback on every call; on the memory bridge that was about a sixth of a call's CPU time.)
  * - `retryAfterFailure`: `Effect.retry` whose schedule is set up only once the effect has failed.
+ * - `makeInflight`: a service instance's running handler fibers (a `FiberSet` without hashing).
+ * - `makeSlots`: a subscription's concurrency bound (`Semaphore.withPermits(1)` whose free case is
+ *   a counter), which also counts the events waiting for a slot.
  */
 import { Clock, Context, Effect, Fiber, type Schedule } from "effect"
 import { BridgeError } from "../BridgeError.ts"
