@@ -9,7 +9,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
-import { Clock, type Context, Effect, Layer } from "effect"
+import { Clock, type Context, Effect, Layer, Schedule } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { createConnection, createServer, type AddressInfo } from "node:net"
@@ -105,7 +105,13 @@ const cluster = Effect.gen(function*() {
     jetstreamManager(nc, { timeout: 1000 }).then((jsm) => jsm.getAccountInfo()).then(() => true, () => false)
   )
   yield* eventually("JetStream is clustered and ready", jsReady, 20_000)
-  const info = (stream: string) => Effect.promise(async () => (await jetstreamManager(nc)).streams.info(stream))
+  // a JetStream API request can time out while the cluster elects a leader (a node killed, a step-down):
+  // retried for a few seconds before the test gives up
+  const info = (stream: string) =>
+    Effect.tryPromise(async () => (await jetstreamManager(nc, { timeout: 2000 })).streams.info(stream)).pipe(
+      Effect.retry({ times: 15, schedule: Schedule.spaced("200 millis") }),
+      Effect.orDie
+    )
   /** Asks the stream's leader to step down until `server` leads it (each step-down elects at random). */
   const moveLeader = (stream: string, server: string) =>
     eventually(
