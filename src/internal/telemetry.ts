@@ -185,7 +185,7 @@ const spanned = <A, E, R>(
  * context's `traceparent` at top level; none when `tracing` is off) and records its outcome and
  * duration. The span is passed to `effect` (for the outgoing `traceparent`) rather than provided as
  * a parent: nothing inside an invocation opens spans, and skipping the context update keeps the hot
- * path short.
+ * path short. `fiber` is the fiber that runs the returned effect next.
  */
 export const observeCall = <A, E, R>(
   instruments: CallInstruments,
@@ -284,7 +284,8 @@ export const commandInstruments = (self: Address, command: string): CommandInstr
 
 /**
  * Runs the handling of one command in its `herald.handle` span, a child of the span named by the
- * command's `traceparent`, while counting it in flight and timing it.
+ * command's `traceparent`, counting it in flight (from this call) and timing it. `fiber` is the
+ * fiber that runs the returned effect next.
  */
 export const observeHandling = <A, E, R>(
   instruments: CommandInstruments,
