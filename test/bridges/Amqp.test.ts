@@ -8,7 +8,7 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as amqp from "amqplib"
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib"
-import { Clock, type Context, Deferred, Effect, Exit, Fiber, Layer, Queue, Ref, Scope } from "effect"
+import { Clock, type Context, Deferred, Effect, Exit, Fiber, Layer, Metric, Queue, Ref, Scope } from "effect"
 import { execFile } from "node:child_process"
 import { createConnection } from "node:net"
 import { promisify } from "node:util"
@@ -16,7 +16,7 @@ import * as fc from "fast-check"
 import * as AmqpBridge from "../../src/bridges/Amqp.ts"
 import * as Topology from "../../src/internal/amqpTopology.ts"
 import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
-import { Bridge, Client, Codec, Event, Service } from "../../src/index.ts"
+import { Bridge, Client, Codec, Event, Metrics, Service } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive, calculatorHandlers } from "../fixtures.ts"
 import {
   badBytes,
@@ -414,6 +414,42 @@ describe("AmqpBridge", () => {
       assert.strictEqual(yield* health(ctx), "connected")
       yield* Scope.close(scope, Exit.void)
       assert.strictEqual(yield* readyCount(conn, `${prefix}.sub.robust.1.wire`), 0, "all four were acknowledged")
+    }))
+
+  it.live("commands with hostile reply_to names do not stop a service: it answers the next calls", () =>
+    Effect.gen(function*() {
+      const serving = yield* Layer.build(amqpLayer())
+      yield* Layer.build(CalculatorLive()).pipe(Effect.provide(serving))
+      const calling = yield* Layer.build(amqpLayer())
+      const calc = yield* Client.make(Calculator, { timeout: "3 seconds" }).pipe(Effect.provide(calling))
+      assert.deepStrictEqual(yield* calc.add({ a: 1, b: 1 }), { sum: 2 })
+      const handledOk = Effect.map(
+        Metric.value(Metric.withAttributes(Metrics.commandHandled, { service: "calculator", version: "1", command: "add", outcome: "ok" })),
+        (s) => s.count
+      )
+      const before = yield* handledOk
+      const conn = yield* rawClient
+      const ch = yield* rawChannel(conn)
+      const queue = `${prefix}.cmd.calculator.1.add`
+      // a malformed direct reply-to name makes RabbitMQ 3.10 close the connection that publishes the
+      // reply (541 INTERNAL_ERROR): the serving bridge's own; the others go nowhere
+      for (const replyTo of ["amq.rabbitmq.reply-to.g1h2AAAA.BBBB", "amq.rabbitmq.reply-to.AAAA", "no-such-queue", "", "x".repeat(255)]) {
+        ch.sendToQueue(queue, Buffer.from(commandBytes({ service: "calculator", version: "1", command: "add" }, { a: 1, b: 2 })), {
+          replyTo,
+          correlationId: "hostile"
+        })
+      }
+      // all five handled (replied to), then time for the broker to drop the connection and the bridge to
+      // reconnect; the service answers again, and goes on answering
+      yield* eventually("the hostile commands were handled", Effect.map(handledOk, (n) => n >= before + 5))
+      yield* Effect.sleep("1 second")
+      yield* eventually(
+        "a call succeeds again",
+        Effect.map(Effect.exit(calc.add({ a: 2, b: 3 }, { timeout: "1 second" })), (exit) =>
+          Exit.isSuccess(exit) && exit.value.sum === 5)
+      )
+      assert.strictEqual(yield* health(serving), "connected")
+      for (let i = 0; i < 20; i++) assert.deepStrictEqual(yield* calc.add({ a: i, b: 1 }), { sum: i + 1 })
     }))
 
   it.live("tenant and event-name bindings route exactly the matching events, durable or not", () =>
