@@ -371,7 +371,12 @@ export const make = (config: MqttBridgeConfig = {}): Effect.Effect<BridgeShape, 
             const to = packet.properties?.responseTopic
             void runHandler(handler({
               bytes: bytesOf(packet),
-              reply: to === undefined ? () => Effect.void : reply(to, packet.properties?.correlationData)
+              reply: to === undefined
+                ? () => Effect.void
+                : Topics.isTopicName(to)
+                ? reply(to, packet.properties?.correlationData)
+                // publishing to it would make the broker drop this connection (a protocol error)
+                : () => Effect.logWarning(`herald: mqtt ${key}: no reply to the invalid response topic ${JSON.stringify(to.slice(0, 200))}`)
             }))
           })
           yield* serving(key)

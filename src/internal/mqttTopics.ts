@@ -19,6 +19,14 @@ export const isLevel = (s: string): boolean => LEVEL.test(s)
 /** True when `s` is one or more levels joined by `/` (a topic prefix such as `acme/herald`). */
 export const isLevels = (s: string): boolean => LEVELS.test(s)
 
+/**
+ * True when `s` may be the topic of a PUBLISH (MQTT 5 §4.7): not empty, no wildcard (`+`, `#`), no
+ * U+0000, at most 65,535 bytes. A reply to a command whose Response Topic is not one would be a protocol
+ * error that makes the broker drop the serving connection.
+ */
+export const isTopicName = (s: string): boolean =>
+  s.length > 0 && !/[+#\u0000]/.test(s) && Buffer.byteLength(s) <= 65_535
+
 /** True when every part of a command address can be a topic level. */
 export const isValidAddress = (a: CommandAddress): boolean => isLevel(a.service) && isLevel(a.version) && isLevel(a.command)
 

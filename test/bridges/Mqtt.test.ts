@@ -15,7 +15,7 @@ import * as MqttBridge from "../../src/bridges/Mqtt.ts"
 import * as Topics from "../../src/internal/mqttTopics.ts"
 import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
 import { deadLetterWatcher } from "../../src/testing/robustness.ts"
-import { Bridge, Client, Event, Service, Subscription } from "../../src/index.ts"
+import { Bridge, Client, Codec, Event, Service, Subscription } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive } from "../fixtures.ts"
 import {
   badBytes,
@@ -252,6 +252,70 @@ describe("MqttBridge", () => {
         Service.toLayer(Grumpy, { work: () => Effect.andThen(Ref.update(attempts, (n) => n + 1), Effect.fail("no")) }),
         Service.toLayer(Dlq, { letters: (letter) => Queue.offer(letters, letter) })
       ).pipe(Layer.provideMerge(mqttLayer()))))
+    }))
+
+  it.live("commands with invalid response topics get no reply and do not cost the service its connection", () =>
+    Effect.gen(function*() {
+      const serving = yield* Layer.build(mqttLayer())
+      yield* Layer.build(CalculatorLive()).pipe(Effect.provide(serving))
+      const calling = yield* Layer.build(mqttLayer())
+      const calc = yield* Client.make(Calculator, { timeout: "3 seconds" }).pipe(Effect.provide(calling))
+      assert.deepStrictEqual(yield* calc.add({ a: 1, b: 1 }), { sum: 2 })
+      const health = Effect.provide(Bridge.Bridge.use((b) => b.health), serving)
+      const raw = yield* rawClient
+      const now = yield* Clock.currentTimeMillis
+      const command = Codec.json.encode({
+        id: "hostile",
+        kind: "command",
+        type: "add",
+        source: "herald:client/0",
+        time: now,
+        correlationId: "hostile",
+        sender: { service: "client", version: "0" },
+        receiver: { service: "calculator", version: "1" },
+        expiresAt: now + 5_000,
+        data: { a: 1, b: 2 }
+      })
+      // each of these as a reply topic is a protocol error: the broker would drop the connection that sends it
+      const topic = Topics.commandTopic(prefix, { service: "calculator", version: "1", command: "add" })
+      for (const responseTopic of ["a/#", "a/+/b", "#", "", "x\u0000y"]) {
+        raw.publish(topic, Buffer.from(command), { qos: 0, properties: { responseTopic, correlationData: Buffer.from("c") } })
+      }
+      // the serving bridge stays connected while it handles them, then answers as before
+      const states = new Set<string>()
+      for (let i = 0; i < 60; i++) {
+        states.add(yield* health)
+        yield* Effect.sleep("20 millis")
+      }
+      assert.deepStrictEqual([...states], ["connected"])
+      for (let i = 0; i < 20; i++) assert.deepStrictEqual(yield* calc.add({ a: i, b: 1 }), { sum: i + 1 })
+    }))
+
+  it.live("isTopicName admits no reply topic that makes the broker drop the connection (random topics)", () =>
+    Effect.gen(function*() {
+      const raw = yield* rawClient
+      let closed = false
+      raw.on("close", () => void (closed = true))
+      let passed = 0
+      let refused = 0
+      const topics = fc.oneof(
+        fc.string({ maxLength: 12 }),
+        fc.string({ unit: fc.constantFrom("a", "/", "+", "#", "$", " ", "\u0000", "é"), maxLength: 8 })
+      )
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(topics, async (topic) => {
+            if (!Topics.isTopicName(topic)) return void refused++
+            passed++
+            // QoS 1: the PUBACK is the broker's answer to this very publish
+            await raw.publishAsync(topic, "reply", { qos: 1 })
+            return !closed
+          }),
+          { numRuns: 200 }
+        )
+      )
+      assert.isAbove(passed, 20)
+      assert.isAbove(refused, 20)
     }))
 
   it.live("interop: mosquitto_rr invokes a command; a plain MQTT client reads the event it emits", () =>
