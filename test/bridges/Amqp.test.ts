@@ -16,10 +16,11 @@ import * as fc from "fast-check"
 import * as AmqpBridge from "../../src/bridges/Amqp.ts"
 import * as Topology from "../../src/internal/amqpTopology.ts"
 import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
-import { Bridge, Client, Codec, Event, Metrics, Service } from "../../src/index.ts"
+import { Bridge, Client, Event, Metrics, Service } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive, calculatorHandlers } from "../fixtures.ts"
 import {
   badBytes,
+  commandBytes,
   durableKeeper,
   eventSub,
   eventually,
@@ -138,23 +139,6 @@ const announcingHandlers = (started: Queue.Queue<string>) => ({
   ...calculatorHandlers,
   sleep: (input: { ms: number }) => Effect.andThen(Queue.offer(started, "command"), calculatorHandlers.sleep(input))
 })
-
-/** A command to `address` as the runtime encodes it (an anonymous caller), expiring in 5 s. */
-const commandBytes = (address: { readonly service: string; readonly version: string; readonly command: string }, data: unknown) => {
-  const now = Date.now()
-  return Codec.json.encode({
-    id: crypto.randomUUID(),
-    kind: "command",
-    type: address.command,
-    source: "herald:client/0",
-    time: now,
-    correlationId: crypto.randomUUID(),
-    sender: { service: "client", version: "0" },
-    receiver: { service: address.service, version: address.version },
-    expiresAt: now + 5_000,
-    data: data as never
-  })
-}
 
 const health = (ctx: Context.Context<Bridge.Bridge>) => Effect.provide(Bridge.Bridge.use((b) => b.health), ctx)
 

@@ -15,10 +15,11 @@ import * as MqttBridge from "../../src/bridges/Mqtt.ts"
 import * as Topics from "../../src/internal/mqttTopics.ts"
 import * as BridgeSuite from "../../src/testing/BridgeSuite.ts"
 import { deadLetterWatcher } from "../../src/testing/robustness.ts"
-import { Bridge, Client, Codec, Event, Service, Subscription } from "../../src/index.ts"
+import { Bridge, Client, Event, Service, Subscription } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive } from "../fixtures.ts"
 import {
   badBytes,
+  commandBytes,
   durableKeeper,
   eventSub,
   eventually,
@@ -263,19 +264,7 @@ describe("MqttBridge", () => {
       assert.deepStrictEqual(yield* calc.add({ a: 1, b: 1 }), { sum: 2 })
       const health = Effect.provide(Bridge.Bridge.use((b) => b.health), serving)
       const raw = yield* rawClient
-      const now = yield* Clock.currentTimeMillis
-      const command = Codec.json.encode({
-        id: "hostile",
-        kind: "command",
-        type: "add",
-        source: "herald:client/0",
-        time: now,
-        correlationId: "hostile",
-        sender: { service: "client", version: "0" },
-        receiver: { service: "calculator", version: "1" },
-        expiresAt: now + 5_000,
-        data: { a: 1, b: 2 }
-      })
+      const command = commandBytes({ service: "calculator", version: "1", command: "add" }, { a: 1, b: 2 })
       // each of these as a reply topic is a protocol error: the broker would drop the connection that sends it
       const topic = Topics.commandTopic(prefix, { service: "calculator", version: "1", command: "add" })
       for (const responseTopic of ["a/#", "a/+/b", "#", "", "x\u0000y"]) {

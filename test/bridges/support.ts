@@ -1,7 +1,7 @@
 /** Helpers shared by the broker-specific bridge tests. */
 import { assert } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer, Metric, Option, Queue, Schedule, Scope } from "effect"
-import { type Bridge, Event, Runtime, Service, Subscription, withContext } from "../../src/index.ts"
+import { type Bridge, Codec, Event, Runtime, Service, Subscription, withContext } from "../../src/index.ts"
 import { deadLetterWatcher } from "../../src/testing/robustness.ts"
 import { Added } from "../fixtures.ts"
 
@@ -185,3 +185,20 @@ export const redeliveryAfterInterruptedShutdown = <E>(
     const [again] = yield* takeN(got, 1)
     return again!
   })
+
+/** A command to `address` as the runtime encodes it (an anonymous caller), expiring in 5 s. */
+export const commandBytes = (address: { readonly service: string; readonly version: string; readonly command: string }, data: unknown) => {
+  const now = Date.now()
+  return Codec.json.encode({
+    id: crypto.randomUUID(),
+    kind: "command",
+    type: address.command,
+    source: "herald:client/0",
+    time: now,
+    correlationId: crypto.randomUUID(),
+    sender: { service: "client", version: "0" },
+    receiver: { service: address.service, version: address.version },
+    expiresAt: now + 5_000,
+    data: data as never
+  })
+}
