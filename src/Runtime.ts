@@ -111,6 +111,9 @@ export const invoke = <C extends Command.Any>(
   const timeoutMs = options.timeoutMs
   const timeout = () => new Timeout({ address: key, timeoutMs })
   const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+  /** The input in its wire form, or `InvalidInput` when it fails the command's schema. */
+  const wireInput = () =>
+    Result.mapError(command.wire.encodeInput(input), (e) => new InvalidInput({ address: key, issue: issueOf(e) }))
   /** The encoded command, or why it cannot be sent; with its deadline. */
   const encode = (base: ReturnType<typeof outgoing>, data: unknown, now: number) => {
     const expiresAt = now + timeoutMs
@@ -139,8 +142,8 @@ export const invoke = <C extends Command.Any>(
     // where it becomes known (what `general` does with `observeCall`, a deadline fiber and `request`)
     const began = Telemetry.instantOf(fiber)
     const end = (exit: CallExit<C>): CallExit<C> => (Telemetry.recordCall(instruments, fiber, began, exit), exit)
-    const data = command.wire.encodeInput(input)
-    if (Result.isFailure(data)) return end(Exit.fail(new InvalidInput({ address: key, issue: issueOf(data.failure) })))
+    const data = wireInput()
+    if (Result.isFailure(data)) return end(Exit.fail(data.failure))
     const base = outgoing(fiber.getRef(MessageContext), newId(), undefined)
     const { bytes, expiresAt, tooLarge } = encode(base, data.success, nowOf(fiber))
     if (tooLarge !== undefined) return end(Exit.fail(tooLarge))
@@ -171,8 +174,8 @@ export const invoke = <C extends Command.Any>(
   /** Any call: in its span when tracing, with retries, under any clock, over `request`. */
   function general(fiber: Fiber.Fiber<unknown, unknown>, instruments: Telemetry.CallInstruments) {
     return Telemetry.observeCall(instruments, fiber, (span) => {
-      const data = command.wire.encodeInput(input)
-      if (Result.isFailure(data)) return Effect.fail(new InvalidInput({ address: key, issue: issueOf(data.failure) }))
+      const data = wireInput()
+      if (Result.isFailure(data)) return Effect.fail(data.failure)
       const base = outgoing(fiber.getRef(MessageContext), newId(), span)
       const attempt = Effect.withFiber((fiber) => {
         const { bytes, expiresAt, tooLarge } = encode(base, data.success, nowOf(fiber))
