@@ -249,19 +249,20 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
           const clock = fiber.getRef(Clock.Clock)
           const deadline = clock.currentTimeMillisUnsafe() + timeoutMs
           // confirmed by the broker once routed (and, for durable queues, stored); a publish lost to a
-          // dropped connection is sent again on the next one, until the deadline
-          const once = (on: Live) =>
-            Effect.callback<void, BridgeError>((resume) =>
-              Effect.sync(confirms.publish(on.pub, exchange, key, content, options, deadline, (err) =>
-                resume(err === undefined ? Effect.void : Effect.fail(bridgeError(what, err))))))
+          // dropped connection is sent again on the next one, until the deadline (failures of the
+          // send go to `again` from the confirm callback: no error handler on the way when it succeeds)
+          const once = (on: Live): Effect.Effect<void, BridgeError> =>
+            Effect.callback((resume) => {
+              confirms.publish(on.pub, exchange, key, content, options, deadline, (err) =>
+                resume(err === undefined ? Effect.void : again(bridgeError(what, err))))
+            })
+          const whenConnected = (ms: number) => Effect.matchEffect(connected(what, ms), { onFailure: again, onSuccess: once })
           const again = (e: BridgeError): Effect.Effect<void, BridgeError> => {
             const left = deadline - clock.currentTimeMillisUnsafe()
-            return connection.isClosing() || left <= 50
-              ? Effect.fail(e)
-              : Effect.andThen(Effect.sleep("50 millis"), Effect.catch(Effect.flatMap(connected(what, left), once), again))
+            return connection.isClosing() || left <= 50 ? Effect.fail(e) : Effect.andThen(Effect.sleep("50 millis"), whenConnected(left))
           }
           const live = connection.current()
-          return Effect.catch(live !== undefined ? once(live) : Effect.flatMap(connected(what, timeoutMs), once), again)
+          return live !== undefined ? once(live) : whenConnected(timeoutMs)
         }),
 
       serve: (address, handler) =>
