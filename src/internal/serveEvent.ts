@@ -170,7 +170,7 @@ export const handleEvent = (
         if (attempts > 1) Telemetry.countRetry(instruments, fiber)
         return handler(payload.success, attempts === 1 ? info : { ...info, attempt: attempts })
       })
-      const handled = retryAfterFailure(attempt, subscription.retry).pipe(Effect.provideService(MessageContext, contextOf(env, self)))
+      const handled = Effect.provideService(retryAfterFailure(attempt, subscription.retry), MessageContext, contextOf(env, self))
       // the broker bounds what a durable subscription has in flight (prefetch, max ack pending, receive
       // maximum); a non-durable one keeps at most NON_DURABLE_BUFFER events waiting for a slot
       if (!subscription.durable && slots.waiting() >= NON_DURABLE_BUFFER) {
@@ -187,7 +187,8 @@ export const handleEvent = (
         fiber,
         Effect.matchCauseEffect(slotted, {
           onFailure: (cause) => giveUp(env, attempts, cause),
-          onSuccess: () => {
+          // one parameter: Effect wraps continuations of any other arity in a closure of its own
+          onSuccess: (_) => {
             instruments.series.delivered.updateUnsafe(1, fiber.context)
             return Effect.void
           }
