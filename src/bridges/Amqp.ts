@@ -6,7 +6,8 @@
  *   `<prefix>.cmd.<service>.<version>.<command>`, `mandatory`, an `expiration` from its deadline and
  *   `reply_to` = direct reply-to. The queue is transient and auto-deleted with its last consumer, so
  *   it exists exactly while some instance serves it: an unroutable command comes back at once
- *   (`basic.return`) and becomes `NoResponder`.
+ *   (`basic.return`) and becomes `NoResponder`. A serving bridge publishes replies on a connection
+ *   of their own (a reply to a direct reply-to name RabbitMQ cannot decode closes the connection it is published on).
  * - Events: published persistent, with publisher confirms, to the topic exchange `<prefix>.events`
  *   with routing key `<tenant-word>.<sender>.<event-name>`. Subscriptions bind their queue with keys
  *   derived from their filter's event names and tenants (a superset the runtime re-checks).
@@ -19,8 +20,7 @@
  * The wire mapping is specified in `docs/amqp-wire.md`.
  */
 import type { Channel, ConsumeMessage, Message, Options } from "amqplib"
-import type { Scope } from "effect"
-import { Clock, Duration, Effect, Exit, Layer, Redacted } from "effect"
+import { Clock, Duration, Effect, Exit, Layer, Redacted, Scope, Semaphore } from "effect"
 import type { ConnectionOptions as TlsOptions } from "node:tls"
 import {
   addressKey,
@@ -55,7 +55,10 @@ export interface AmqpBridgeConfig {
   readonly tls?: TlsOptions | undefined
   /** Authenticate with the TLS client certificate (SASL `EXTERNAL`) instead of a user name and password. */
   readonly externalAuth?: boolean | undefined
-  /** Connection name shown in the broker's management UI. Default `"herald"`. */
+  /**
+   * Connection name shown in the broker's management UI. Default `"herald"`. A bridge that serves
+   * commands has a second connection for its replies, named `"<connectionName> (replies)"`.
+   */
   readonly connectionName?: string | undefined
   /** AMQP heartbeat: a dead peer is detected after about twice this. `0` disables it. Default 10 s. */
   readonly heartbeat?: Duration.Input | undefined
@@ -85,6 +88,9 @@ export interface AmqpBridgeConfig {
   readonly reconnectMaxDelay?: Duration.Input | undefined
 }
 
+/** The channel of a serving bridge's reply connection. */
+type Replies = { readonly reply: Channel }
+
 interface Pending {
   readonly key: string
   /** Completes the waiting request. */
@@ -103,6 +109,7 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
     if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65535) return yield* fail(`prefetch must be 1..65535, got ${prefetch}`)
     const timeoutMs = millis(config.timeout, "5 seconds")
     const maxDelayMs = millis(config.reconnectMaxDelay, "5 seconds")
+    const connectionName = config.connectionName ?? "herald"
     const targets = Topology.targetsOf({
       urls: typeof config.urls === "string" ? [config.urls] : [...(config.urls ?? ["amqp://guest:guest@127.0.0.1:5672"])],
       username: config.username,
@@ -112,7 +119,7 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
       externalAuth: config.externalAuth ?? false,
       heartbeatSeconds: Math.round(millis(config.heartbeat, "10 seconds") / 1000),
       timeoutMs,
-      connectionName: config.connectionName ?? "herald"
+      connectionName
     })
     if (typeof targets === "string") return yield* fail(targets)
     const exchange = Topology.eventsExchange(prefix)
@@ -136,11 +143,14 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
 
     // the connection and its supervisor: its finalizer (registered now, before its background fibers)
     // closes the connection once they are interrupted
-    const connection = yield* Connection.make({
+    const reconnection = {
       targets,
       timeoutMs,
       reconnectInitialDelayMs: millis(config.reconnectInitialDelay, "100 millis"),
-      reconnectMaxDelayMs: maxDelayMs,
+      reconnectMaxDelayMs: maxDelayMs
+    }
+    const connection = yield* Connection.make({
+      ...reconnection,
       // sets up a new connection: exchanges and the dead-letter queue, the request and publish channels
       setUp: (model, recycle) =>
         Effect.gen(function*() {
@@ -166,7 +176,7 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
           pub.on("close", recycle)
           return { rpc, pub }
         }),
-      onLost: (lost) => failPending("the connection was lost", lost.rpc),
+      onLost: (lost) => failPending("the connection was lost", lost.channels.rpc),
       onClose: () => failPending("the bridge closed")
     })
     const { background, connected } = connection
@@ -181,6 +191,36 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
     // the first connection (the bridge fails to build without it), then the supervision of it
     yield* connection.start
     const consume = Connection.consumer(connection, prefetch, timeoutMs)
+
+    // the connection replies go out on, opened with the first `serve`: RabbitMQ closes the connection
+    // a reply is published on when it cannot decode the reply's direct reply-to name (541, sent by a
+    // broken or hostile client); on a connection of their own that loses the replies in flight only,
+    // not the bridge's consumers, calls and publishes
+    const bridgeScope = yield* Effect.scope
+    const replyLock = yield* Semaphore.make(1)
+    let replyConnectionOpen: Connection.Supervisor<Replies> | undefined
+    const replyConnection = replyLock.withPermit(Effect.suspend(() => {
+      if (replyConnectionOpen !== undefined) return Effect.succeed(replyConnectionOpen)
+      return Effect.flatMap(Scope.fork(bridgeScope), (scope) =>
+        Effect.gen(function*() {
+          const supervisor = yield* Connection.make<Replies>({
+            ...reconnection,
+            targets: targets.map((t) => ({
+              ...t,
+              socket: { ...t.socket, clientProperties: { connection_name: `${connectionName} (replies)` } }
+            })),
+            role: "reply connection",
+            setUp: (model, recycle) =>
+              Effect.map(attempt("open the reply channel", () => model.createChannel()), (reply) => {
+                reply.on("error", noop)
+                reply.on("close", recycle)
+                return { reply }
+              })
+          }).pipe(Scope.provide(scope))
+          yield* supervisor.start
+          return (replyConnectionOpen = supervisor)
+        }).pipe(Effect.onError(() => Scope.close(scope, Exit.void))))
+    }))
 
     /** The display key and queue of a command address (cached per address object), or why it cannot be one. */
     const commandTargets = new WeakMap<CommandAddress, { readonly key: string; readonly queue: string }>()
@@ -211,7 +251,7 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
     ): () => void => {
       const id = String(++seq)
       try {
-        on.rpc.publish("", target.queue, content, {
+        on.channels.rpc.publish("", target.queue, content, {
           replyTo: Topology.DIRECT_REPLY_TO,
           correlationId: id,
           expiration: Topology.expirationOf(expiresAt, now),
@@ -222,7 +262,7 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
         done(Exit.fail(bridgeError(`request ${target.key}`, e)))
         return noop
       }
-      pending.set(id, { key: target.key, resume: done, sentOn: on.rpc })
+      pending.set(id, { key: target.key, resume: done, sentOn: on.channels.rpc })
       return () => void pending.delete(id)
     }
 
@@ -253,7 +293,7 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
           // send go to `again` from the confirm callback: no error handler on the way when it succeeds)
           const once = (on: Live): Effect.Effect<void, BridgeError> =>
             Effect.callback((resume) => {
-              confirms.publish(on.pub, exchange, key, content, options, deadline, (err) =>
+              confirms.publish(on.channels.pub, exchange, key, content, options, deadline, (err) =>
                 resume(err === undefined ? Effect.void : again(bridgeError(what, err))))
             })
           const whenConnected = (ms: number) => Effect.matchEffect(connected(what, ms), { onFailure: again, onSuccess: once })
@@ -270,6 +310,7 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
           const target = commandTarget(address)
           if (typeof target === "string") return yield* fail(`serve ${target}`)
           const { key, queue } = target
+          const replies = yield* replyConnection
           const reply = (msg: ConsumeMessage) => (bytes: Uint8Array): Effect.Effect<void, BridgeError> => {
             const to: unknown = msg.properties.replyTo
             if (typeof to !== "string" || to === "") return Effect.void
@@ -278,10 +319,13 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
               contentType: Topology.CONTENT_TYPE,
               ...(typeof correlationId === "string" ? { correlationId } : {})
             }
-            const send = (on: Live) =>
-              Effect.try({ try: () => void on.rpc.publish("", to, toBuffer(bytes), options), catch: (e) => bridgeError(`reply ${key}`, e) })
-            const live = connection.current()
-            return live !== undefined ? send(live) : Effect.flatMap(connected(`reply ${key}`, timeoutMs), send)
+            const send = (on: Live<Replies>) =>
+              Effect.try({
+                try: () => void on.channels.reply.publish("", to, toBuffer(bytes), options),
+                catch: (e) => bridgeError(`reply ${key}`, e)
+              })
+            const live = replies.current()
+            return live !== undefined ? send(live) : Effect.flatMap(replies.connected(`reply ${key}`, timeoutMs), send)
           }
           yield* consume(
             `serve ${key}`,

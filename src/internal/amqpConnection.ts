@@ -24,27 +24,35 @@ export const { attempt, bridgeError, fail, within } = kitOf(BRIDGE)
 /** Does nothing: the handler of errors that are reported some other way. */
 export const noop = (): undefined => undefined
 
-/** One open connection with the channels every bridge has: requests and replies, and confirmed event publishes. */
-export interface Live {
-  readonly model: ChannelModel
+/** The channels of a bridge's main connection: requests and their direct replies, and confirmed event publishes. */
+export type Core = {
   readonly rpc: Channel
   readonly pub: ConfirmChannel
+}
+
+/** One open connection, with the channels its supervisor's `setUp` opened on it (`C`: named channels). */
+export interface Live<C extends Record<string, Channel> = Core> {
+  readonly model: ChannelModel
+  readonly channels: C
   /** Completed, with the broker's or the socket's reason, when the connection has closed. */
   readonly closed: Deferred.Deferred<string>
   dead: boolean
 }
 
 /** Something the bridge declared on the broker, re-created on every new connection. */
-export interface Resource {
+export interface Resource<C extends Record<string, Channel> = Core> {
   /** Opens the resource on `live` unless it is open there already. */
-  readonly open: (live: Live) => Effect.Effect<void, BridgeError>
+  readonly open: (live: Live<C>) => Effect.Effect<void, BridgeError>
 }
+
+/** The tracker of a connection that is not counted in the bridge's connection metrics. */
+const untracked: Metrics.ConnectionTracker = { connected: noop, disconnected: noop }
 
 /** Runs an effect in the background, as long as the supervisor's scope: interrupted when it closes. */
 export type Background = <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
 
 /** What the supervisor needs from the bridge. */
-export interface SupervisorOptions {
+export interface SupervisorOptions<C extends Record<string, Channel>> {
   /** The brokers to connect to, in order. */
   readonly targets: ReadonlyArray<Topology.Target>
   /** Bound of one broker operation: connecting, setting a connection up, closing. */
@@ -54,23 +62,27 @@ export interface SupervisorOptions {
   /** Longest wait between reconnection attempts. */
   readonly reconnectMaxDelayMs: number
   /**
-   * Sets up a new connection: declares what every connection needs and opens the core channels.
-   * `recycle` closes the connection (unless the bridge is closing), so that it is re-established.
+   * Sets up a new connection: declares what every connection needs and opens its channels (closed,
+   * in their order, before the connection when the bridge closes). `recycle` closes the connection
+   * (unless the bridge is closing), so that it is re-established.
    */
-  readonly setUp: (
-    model: ChannelModel,
-    recycle: () => void
-  ) => Effect.Effect<{ readonly rpc: Channel; readonly pub: ConfirmChannel }, BridgeError>
+  readonly setUp: (model: ChannelModel, recycle: () => void) => Effect.Effect<C, BridgeError>
   /** Called when the connection `lost` was lost, before reconnecting. */
-  readonly onLost: (lost: Live) => void
+  readonly onLost?: ((lost: Live<C>) => void) | undefined
   /** Called when the bridge closes, before its connection is closed. */
-  readonly onClose: () => void
+  readonly onClose?: (() => void) | undefined
+  /**
+   * What the connection is for, in log lines: `"connection"` (the default) for a bridge's main one.
+   * Any other connection of a bridge is not counted in `herald_bridge_connected` and
+   * `herald_bridge_reconnects_total`, which follow the main one.
+   */
+  readonly role?: string | undefined
 }
 
 /** The connection of a bridge, kept open by `make`'s supervisor (see `make`). */
-export interface Supervisor {
+export interface Supervisor<C extends Record<string, Channel> = Core> {
   /** The open connection, `undefined` while reconnecting or once closed. */
-  readonly current: () => Live | undefined
+  readonly current: () => Live<C> | undefined
   /** True once the bridge is closing. */
   readonly isClosing: () => boolean
   /** When (epoch ms) the last reconnection completed; minus infinity before any. */
@@ -79,7 +91,7 @@ export interface Supervisor {
    * The open connection, waiting for it while reconnecting (at most `ms`, or until interrupted when
    * `ms` is undefined); fails once the bridge is closed.
    */
-  readonly connected: (what: string, ms?: number) => Effect.Effect<Live, BridgeError>
+  readonly connected: (what: string, ms?: number) => Effect.Effect<Live<C>, BridgeError>
   /** Runs an effect in the background until the bridge closes. */
   readonly background: Background
   /** Logs a warning about the bridge, in the background. */
@@ -87,9 +99,9 @@ export interface Supervisor {
   /** Held while resources are opened, so that a reconnection and an opening do not interleave. */
   readonly lock: Semaphore.Semaphore
   /** The resources re-opened on every new connection: add one to keep it, delete it to let it go. */
-  readonly resources: Set<Resource>
+  readonly resources: Set<Resource<C>>
   /** Re-opens one resource on `on` with backoff, for as long as `on` is the connection and the resource is wanted. */
-  readonly reopen: (resource: Resource, on: Live) => void
+  readonly reopen: (resource: Resource<C>, on: Live<C>) => void
   /** Connects for the first time (failing when no target answers), then supervises the connection. */
   readonly start: Effect.Effect<void, BridgeError>
 }
@@ -99,7 +111,9 @@ export interface Supervisor {
  * closes, its background fibers are interrupted, then the core channels and the connection are
  * closed. Connects only when `start` runs.
  */
-export const make = (options: SupervisorOptions): Effect.Effect<Supervisor, never, Scope.Scope> =>
+export const make = <C extends Record<string, Channel>>(
+  options: SupervisorOptions<C>
+): Effect.Effect<Supervisor<C>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const { targets, timeoutMs } = options
     const backoff = Schedule.exponential(options.reconnectInitialDelayMs).pipe(
@@ -107,26 +121,26 @@ export const make = (options: SupervisorOptions): Effect.Effect<Supervisor, neve
       Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.millis(options.reconnectMaxDelayMs))))
     )
 
-    let live: Live | undefined
+    let live: Live<C> | undefined
     let closing = false
     let gate = Deferred.makeUnsafe<void>()
     let reconnectedAt = Number.NEGATIVE_INFINITY
     let nextTarget = 0
-    const resources = new Set<Resource>()
+    const resources = new Set<Resource<C>>()
     const lock = yield* Semaphore.make(1)
-    const tracker = Metrics.connectionTracker("amqp", yield* Effect.context<never>())
+    const role = options.role ?? "connection"
+    const tracker = role === "connection" ? Metrics.connectionTracker("amqp", yield* Effect.context<never>()) : untracked
     // closing: registered before the background fibers, so it runs after they are interrupted
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         closing = true
         tracker.disconnected()
         Deferred.doneUnsafe(gate, Exit.void)
-        options.onClose()
+        options.onClose?.()
         const last = live
         live = undefined
         if (last !== undefined && !last.dead) {
-          yield* bestEffort(timeoutMs, () => last.rpc.close())
-          yield* bestEffort(timeoutMs, () => last.pub.close())
+          for (const ch of Object.values(last.channels)) yield* bestEffort(timeoutMs, () => ch.close())
           yield* bestEffort(timeoutMs, () => last.model.close())
         }
       })
@@ -134,7 +148,7 @@ export const make = (options: SupervisorOptions): Effect.Effect<Supervisor, neve
     const background: Background = yield* FiberSet.makeRuntime<never, unknown, unknown>()
     const warn = (message: string) => void background(Effect.logWarning(`herald: amqp ${message}`))
 
-    const connected = (what: string, ms?: number): Effect.Effect<Live, BridgeError> =>
+    const connected = (what: string, ms?: number): Effect.Effect<Live<C>, BridgeError> =>
       Effect.suspend(() => {
         if (closing) return Effect.fail(fail(`${what}: the bridge is closed`))
         if (live !== undefined && !live.dead) return Effect.succeed(live)
@@ -143,7 +157,7 @@ export const make = (options: SupervisorOptions): Effect.Effect<Supervisor, neve
       })
 
     /** Opens a connection to one target and sets it up (see `SupervisorOptions.setUp`). */
-    const open = (target: Topology.Target): Effect.Effect<Live, BridgeError> =>
+    const open = (target: Topology.Target): Effect.Effect<Live<C>, BridgeError> =>
       Effect.gen(function*() {
         let connecting: Promise<ChannelModel> | undefined
         const model = yield* attempt(`cannot connect to ${target.display}`, () => (connecting = amqp.connect(target.options, target.socket))).pipe(
@@ -152,7 +166,7 @@ export const make = (options: SupervisorOptions): Effect.Effect<Supervisor, neve
         )
         Topology.coalesceWrites(model)
         const closed = Deferred.makeUnsafe<string>()
-        const self: { live?: Live } = {}
+        const self: { live?: Live<C> } = {}
         model.on("error", noop) // always followed by "close"
         model.on("close", (err?: Error) => {
           if (self.live !== undefined) self.live.dead = true
@@ -161,8 +175,8 @@ export const make = (options: SupervisorOptions): Effect.Effect<Supervisor, neve
         model.on("blocked", (reason) => warn(`the broker blocks publishing: ${reason}`))
         // a core channel closed by the broker (e.g. a publish to an exchange someone deleted) recycles the connection
         const recycle = () => void (closing ? undefined : model.close().catch(noop))
-        const setUp = Effect.map(options.setUp(model, recycle), ({ pub, rpc }) => {
-          self.live = { model, rpc, pub, closed, dead: Deferred.isDoneUnsafe(closed) }
+        const setUp = Effect.map(options.setUp(model, recycle), (channels) => {
+          self.live = { model, channels, closed, dead: Deferred.isDoneUnsafe(closed) }
           return self.live
         })
         return yield* setUp.pipe(
@@ -174,7 +188,7 @@ export const make = (options: SupervisorOptions): Effect.Effect<Supervisor, neve
     /** Tries every target once, starting with the one after the last that worked. */
     const connectAny = Effect.suspend(() => {
       const start = nextTarget
-      const tryFrom = (i: number, errors: ReadonlyArray<string>): Effect.Effect<Live, BridgeError> =>
+      const tryFrom = (i: number, errors: ReadonlyArray<string>): Effect.Effect<Live<C>, BridgeError> =>
         i === targets.length
           ? Effect.fail(fail(errors.join("; ")))
           : open(targets[(start + i) % targets.length]!).pipe(
@@ -184,7 +198,7 @@ export const make = (options: SupervisorOptions): Effect.Effect<Supervisor, neve
       return tryFrom(0, [])
     })
 
-    const adopt = (next: Live, reconnected: boolean) =>
+    const adopt = (next: Live<C>, reconnected: boolean) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         if (closing) return void next.model.close().catch(noop)
         live = next
@@ -193,7 +207,7 @@ export const make = (options: SupervisorOptions): Effect.Effect<Supervisor, neve
         Deferred.doneUnsafe(gate, Exit.void)
       })
 
-    const reopen = (resource: Resource, on: Live): void =>
+    const reopen = (resource: Resource<C>, on: Live<C>): void =>
       void background(
         Effect.suspend(() => (closing || on.dead || !resources.has(resource) ? Effect.void : lock.withPermit(resource.open(on)))).pipe(
           Effect.tapError((e) => Effect.logWarning(`herald: amqp ${e.reason}; retrying`)),
@@ -214,13 +228,13 @@ export const make = (options: SupervisorOptions): Effect.Effect<Supervisor, neve
           live = undefined
           tracker.disconnected()
           gate = Deferred.makeUnsafe<void>()
-          options.onLost(current)
-          yield* Effect.logWarning(`herald: amqp connection lost (${reason}); reconnecting`)
+          options.onLost?.(current)
+          yield* Effect.logWarning(`herald: amqp ${role} lost (${reason}); reconnecting`)
           const next = yield* connectAny.pipe(Effect.retry(backoff))
           yield* lock.withPermit(Effect.forEach(resources, (r) =>
             r.open(next).pipe(Effect.catch((e) => Effect.sync(() => (warn(e.reason), reopen(r, next))))), { concurrency: 8, discard: true }))
           yield* adopt(next, true)
-          yield* Effect.logInfo(`herald: amqp reconnected`)
+          yield* Effect.logInfo(`herald: amqp ${role} reconnected`)
         }
       }))
     })
