@@ -440,6 +440,26 @@ describe("AmqpBridge", () => {
       assert.deepStrictEqual([...states], ["connected"])
     }))
 
+  it.live("a bridge has one connection; serving opens a second one for replies; closing the bridge closes both", () =>
+    Effect.gen(function*() {
+      const name = `${prefix}-conns`
+      const connections = Effect.promise(async () =>
+        (await run("rabbitmqctl", ["-q", "list_connections", "client_properties"])).stdout.split("\n")
+          .flatMap((l) => [...l.matchAll(/"connection_name","?([^"\]]*)"?\}/g)].map((m) => m[1]!))
+          .filter((n) => n.startsWith(name))
+          .sort()
+      )
+      const scope = yield* Scope.make()
+      const bridge = yield* Layer.buildWithScope(AmqpBridge.layer({ prefix, connectionName: name }), scope)
+      yield* eventually("the bridge's connection is listed", Effect.map(connections, (cs) => cs.length === 1))
+      assert.deepStrictEqual(yield* connections, [name])
+      yield* Layer.buildWithScope(CalculatorLive(), scope).pipe(Effect.provide(bridge))
+      yield* eventually("the reply connection is listed", Effect.map(connections, (cs) => cs.length === 2))
+      assert.deepStrictEqual(yield* connections, [name, `${name} (replies)`])
+      yield* Scope.close(scope, Exit.void)
+      yield* eventually("both connections are closed", Effect.map(connections, (cs) => cs.length === 0))
+    }))
+
   it.live("tenant and event-name bindings route exactly the matching events, durable or not", () =>
     Effect.gen(function*() {
       yield* preFilterRouting(["t.1", "t2", "t3"])
