@@ -7,7 +7,8 @@
  *   `reply_to` = direct reply-to. The queue is transient and auto-deleted with its last consumer, so
  *   it exists exactly while some instance serves it: an unroutable command comes back at once
  *   (`basic.return`) and becomes `NoResponder`. A serving bridge publishes replies on a connection
- *   of their own (a reply to a direct reply-to name RabbitMQ cannot decode closes the connection it is published on).
+ *   of their own: a reply to a direct reply-to name RabbitMQ cannot decode closes the connection it
+ *   is published on.
  * - Events: published persistent, with publisher confirms, to the topic exchange `<prefix>.events`
  *   with routing key `<tenant-word>.<sender>.<event-name>`. Subscriptions bind their queue with keys
  *   derived from their filter's event names and tenants (a superset the runtime re-checks).

@@ -79,11 +79,15 @@ export const expirationOf = (expiresAt: number, now: number): string =>
 /**
  * How often a message was delivered, this delivery included: from the quorum queues'
  * `x-delivery-count` header (deliveries before this one) or, for classic queues, the `redelivered` flag.
+ * A header that is not a count (any publisher may set one) is ignored: the result is always a safe
+ * integer, at least 1, and at least 2 when redelivered.
  */
 export const deliveryCountOf = (redelivered: boolean, headers: Record<string, unknown> | undefined): number => {
   const count = headers?.["x-delivery-count"]
-  if (typeof count === "number" && Number.isFinite(count) && count >= 0) return Math.max(count + 1, redelivered ? 2 : 1)
-  return redelivered ? 2 : 1
+  const least = redelivered ? 2 : 1
+  return Number.isSafeInteger(count) && (count as number) >= 0 && (count as number) < Number.MAX_SAFE_INTEGER
+    ? Math.max((count as number) + 1, least)
+    : least
 }
 
 /**

@@ -22,6 +22,7 @@ import {
   badBytes,
   commandBytes,
   durableKeeper,
+  eventBytes,
   eventSub,
   eventually,
   handWritten,
@@ -460,6 +461,23 @@ describe("AmqpBridge", () => {
       yield* eventually("both connections are closed", Effect.map(connections, (cs) => cs.length === 0))
     }))
 
+  it.live("foreign x-delivery-count headers on a durable subscription give handlers a positive integer delivery count", () =>
+    Effect.gen(function*() {
+      const Counted = Service.make("counted", "1", { subscriptions: [eventSub("counts", "fuzz.count", { durable: true })] })
+      const got = yield* Queue.unbounded<{ readonly sum: number; readonly deliveryCount: number }>()
+      yield* Layer.build(Service.toLayer(Counted, { counts: (p, info) => Queue.offer(got, { sum: p.sum, deliveryCount: info.deliveryCount }) }))
+      const ch = yield* rawChannel(yield* rawClient)
+      const key = Topology.routingKey({ id: "x", eventName: "fuzz.count", senderService: "client" })!
+      const counts: ReadonlyArray<unknown> = [2.5, -1, 1e300, Number.MAX_SAFE_INTEGER, "7", { n: 1 }, [1, 2], true, null, 3]
+      counts.forEach((count, sum) =>
+        ch.publish(`${prefix}.events`, key, Buffer.from(eventBytes("fuzz.count", { sum })), { headers: { "x-delivery-count": count } })
+      )
+      const delivered = yield* takeN(got, counts.length)
+      for (const d of delivered) assert.isTrue(Number.isSafeInteger(d.deliveryCount) && d.deliveryCount >= 1, `event ${d.sum}: ${d.deliveryCount}`)
+      // a well-formed count (deliveries before this one) still counts
+      assert.strictEqual(delivered.find((d) => d.sum === counts.length - 1)?.deliveryCount, 4)
+    }).pipe(Effect.provide(amqpLayer())))
+
   it.live("tenant and event-name bindings route exactly the matching events, durable or not", () =>
     Effect.gen(function*() {
       yield* preFilterRouting(["t.1", "t2", "t3"])
@@ -636,6 +654,23 @@ describe("AMQP wire mapping", () => {
     assert.strictEqual(Topology.deliveryCountOf(false, undefined), 1)
     assert.strictEqual(Topology.deliveryCountOf(true, undefined), 2)
     assert.strictEqual(Topology.deliveryCountOf(true, { "x-delivery-count": 3 }), 4)
+  })
+
+  it("the delivery count is a safe integer, at least 1 (2 when redelivered), whatever x-delivery-count holds", () => {
+    const header = fc.oneof(
+      fc.anything(),
+      fc.double(),
+      fc.integer(),
+      fc.constantFrom(2.5, -1, 1e300, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER - 1, "3", Number.NaN)
+    )
+    fc.assert(
+      fc.property(fc.boolean(), header, (redelivered, count) => {
+        const n = Topology.deliveryCountOf(redelivered, { "x-delivery-count": count })
+        return Number.isSafeInteger(n) && n >= (redelivered ? 2 : 1) &&
+          (Number.isSafeInteger(count) && (count as number) >= 0 && (count as number) < Number.MAX_SAFE_INTEGER ? n >= (count as number) + 1 : true)
+      }),
+      { numRuns: 2000 }
+    )
   })
 
   it("acknowledgements are batched over the settled prefix and never cover a delivery in flight", async () => {

@@ -280,6 +280,42 @@ describe("MqttBridge", () => {
       for (let i = 0; i < 20; i++) assert.deepStrictEqual(yield* calc.add({ a: i, b: 1 }), { sum: i + 1 })
     }))
 
+  it.live("replies echo a foreign command's correlation data byte for byte (random correlation data)", () =>
+    Effect.gen(function*() {
+      const serving = yield* Layer.build(mqttLayer())
+      yield* Layer.build(CalculatorLive()).pipe(Effect.provide(serving))
+      const health = Effect.provide(Bridge.Bridge.use((b) => b.health), serving)
+      const raw = yield* rawClient
+      const responseTopic = `${prefix}/fuzz-replies/${crypto.randomUUID()}`
+      let next: ((packet: { readonly payload: Buffer; readonly correlationData: Buffer | undefined }) => void) | undefined
+      raw.on("message", (topic, payload, packet) => {
+        if (topic === responseTopic) next?.({ payload, correlationData: packet.properties?.correlationData })
+      })
+      yield* Effect.promise(() => raw.subscribeAsync(responseTopic, { qos: 0 }))
+      const topic = Topics.commandTopic(prefix, { service: "calculator", version: "1", command: "add" })
+      let i = 0
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 300 }), async (correlation) => {
+            const a = i++
+            const reply = new Promise<{ readonly payload: Buffer; readonly correlationData: Buffer | undefined }>((resolve, reject) => {
+              const timer = setTimeout(() => reject(new Error("no reply within 3 s")), 3000)
+              next = (p) => (clearTimeout(timer), resolve(p))
+            })
+            raw.publish(topic, Buffer.from(commandBytes({ service: "calculator", version: "1", command: "add" }, { a, b: 1 })), {
+              qos: 0,
+              properties: { responseTopic, correlationData: Buffer.from(correlation) }
+            })
+            const got = await reply
+            return json(got.payload).data !== undefined && (json(got.payload).data as { sum: number }).sum === a + 1 &&
+              got.correlationData !== undefined && Buffer.compare(got.correlationData, Buffer.from(correlation)) === 0
+          }),
+          { numRuns: 100 }
+        )
+      )
+      assert.strictEqual(yield* health, "connected")
+    }))
+
   it.live("isTopicName admits no reply topic that makes the broker drop the connection (random topics)", () =>
     Effect.gen(function*() {
       const raw = yield* rawClient

@@ -186,6 +186,21 @@ export const redeliveryAfterInterruptedShutdown = <E>(
     return again!
   })
 
+/** An event as the runtime encodes it (an anonymous publisher). */
+export const eventBytes = (eventName: string, data: unknown) => {
+  const id = crypto.randomUUID()
+  return Codec.json.encode({
+    id,
+    kind: "event",
+    type: eventName,
+    source: "herald:client/0",
+    time: Date.now(),
+    correlationId: id,
+    sender: { service: "client", version: "0" },
+    data: data as never
+  })
+}
+
 /** A command to `address` as the runtime encodes it (an anonymous caller), expiring in 5 s. */
 export const commandBytes = (address: { readonly service: string; readonly version: string; readonly command: string }, data: unknown) => {
   const now = Date.now()
