@@ -107,9 +107,9 @@ export interface Supervisor<C extends Record<string, Channel> = Core> {
 }
 
 /**
- * Makes the supervisor of the bridge's connection, owned by the current scope: when the scope
- * closes, its background fibers are interrupted, then the core channels and the connection are
- * closed. Connects only when `start` runs.
+ * Makes the supervisor of one connection of the bridge, owned by the current scope: when the scope
+ * closes, its background fibers are interrupted, then the channels `setUp` opened and the connection
+ * are closed. Connects only when `start` runs.
  */
 export const make = <C extends Record<string, Channel>>(
   options: SupervisorOptions<C>

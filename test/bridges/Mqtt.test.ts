@@ -307,8 +307,9 @@ describe("MqttBridge", () => {
               properties: { responseTopic, correlationData: Buffer.from(correlation) }
             })
             const got = await reply
-            return json(got.payload).data !== undefined && (json(got.payload).data as { sum: number }).sum === a + 1 &&
-              got.correlationData !== undefined && Buffer.compare(got.correlationData, Buffer.from(correlation)) === 0
+            const output = json(got.payload).data as { readonly sum?: unknown } | undefined
+            return output?.sum === a + 1 && got.correlationData !== undefined &&
+              Buffer.compare(got.correlationData, Buffer.from(correlation)) === 0
           }),
           { numRuns: 100 }
         )
