@@ -8,7 +8,7 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as amqp from "amqplib"
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib"
-import { Clock, type Context, Deferred, Effect, Exit, Fiber, Layer, Metric, Queue, Ref, Scope } from "effect"
+import { Clock, Deferred, Effect, Exit, Fiber, Layer, Metric, Queue, Ref, Scope } from "effect"
 import { execFile } from "node:child_process"
 import { createConnection } from "node:net"
 import { promisify } from "node:util"
@@ -26,9 +26,11 @@ import {
   eventSub,
   eventually,
   handWritten,
+  health,
   outcomeOf,
   preFilterRouting,
   redeliveryAfterInterruptedShutdown,
+  servingCalculator,
   takeN
 } from "./support.ts"
 import { amqpMatches, anyString, hintedEvent } from "../wireMatching.ts"
@@ -141,7 +143,6 @@ const announcingHandlers = (started: Queue.Queue<string>) => ({
   sleep: (input: { ms: number }) => Effect.andThen(Queue.offer(started, "command"), calculatorHandlers.sleep(input))
 })
 
-const health = (ctx: Context.Context<Bridge.Bridge>) => Effect.provide(Bridge.Bridge.use((b) => b.health), ctx)
 
 describe("AmqpBridge", () => {
   it.live("rejects bad settings and an unreachable broker at build, without hanging", () =>
@@ -403,8 +404,7 @@ describe("AmqpBridge", () => {
 
   it.live("commands with hostile reply_to names do not stop a service: its connection stays up and it answers the next calls", () =>
     Effect.gen(function*() {
-      const serving = yield* Layer.build(amqpLayer())
-      yield* Layer.build(CalculatorLive()).pipe(Effect.provide(serving))
+      const serving = yield* servingCalculator(amqpLayer())
       const calling = yield* Layer.build(amqpLayer())
       const calc = yield* Client.make(Calculator, { timeout: "3 seconds" }).pipe(Effect.provide(calling))
       assert.deepStrictEqual(yield* calc.add({ a: 1, b: 1 }), { sum: 2 })

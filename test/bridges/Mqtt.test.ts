@@ -24,9 +24,11 @@ import {
   eventSub,
   eventually,
   handWritten,
+  health,
   outcomeOf,
   preFilterRouting,
   redeliveryAfterInterruptedShutdown,
+  servingCalculator,
   takeN
 } from "./support.ts"
 import { anyString, hintedEvent, mqttMatches } from "../wireMatching.ts"
@@ -257,12 +259,10 @@ describe("MqttBridge", () => {
 
   it.live("commands with invalid response topics get no reply and do not cost the service its connection", () =>
     Effect.gen(function*() {
-      const serving = yield* Layer.build(mqttLayer())
-      yield* Layer.build(CalculatorLive()).pipe(Effect.provide(serving))
+      const serving = yield* servingCalculator(mqttLayer())
       const calling = yield* Layer.build(mqttLayer())
       const calc = yield* Client.make(Calculator, { timeout: "3 seconds" }).pipe(Effect.provide(calling))
       assert.deepStrictEqual(yield* calc.add({ a: 1, b: 1 }), { sum: 2 })
-      const health = Effect.provide(Bridge.Bridge.use((b) => b.health), serving)
       const raw = yield* rawClient
       const command = commandBytes({ service: "calculator", version: "1", command: "add" }, { a: 1, b: 2 })
       // each of these as a reply topic is a protocol error: the broker would drop the connection that sends it
@@ -273,7 +273,7 @@ describe("MqttBridge", () => {
       // the serving bridge stays connected while it handles them, then answers as before
       const states = new Set<string>()
       for (let i = 0; i < 60; i++) {
-        states.add(yield* health)
+        states.add(yield* health(serving))
         yield* Effect.sleep("20 millis")
       }
       assert.deepStrictEqual([...states], ["connected"])
@@ -282,9 +282,7 @@ describe("MqttBridge", () => {
 
   it.live("replies echo a foreign command's correlation data byte for byte (random correlation data)", () =>
     Effect.gen(function*() {
-      const serving = yield* Layer.build(mqttLayer())
-      yield* Layer.build(CalculatorLive()).pipe(Effect.provide(serving))
-      const health = Effect.provide(Bridge.Bridge.use((b) => b.health), serving)
+      const serving = yield* servingCalculator(mqttLayer())
       const raw = yield* rawClient
       const responseTopic = `${prefix}/fuzz-replies/${crypto.randomUUID()}`
       let next: ((packet: { readonly payload: Buffer; readonly correlationData: Buffer | undefined }) => void) | undefined
@@ -314,7 +312,7 @@ describe("MqttBridge", () => {
           { numRuns: 100 }
         )
       )
-      assert.strictEqual(yield* health, "connected")
+      assert.strictEqual(yield* health(serving), "connected")
     }))
 
   it.live("isTopicName admits no reply topic that makes the broker drop the connection (random topics)", () =>

@@ -9,17 +9,17 @@
 import { assert, describe, it } from "@effect/vitest"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
-import { Clock, type Context, Effect, Layer, Schedule } from "effect"
+import { Clock, Effect, Layer, Schedule } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { createConnection, createServer, type AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as NatsBridge from "../../src/bridges/Nats.ts"
-import { Bridge, Client, Event, Service } from "../../src/index.ts"
+import { Client, Event, Service } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive } from "../fixtures.ts"
 import { deliveryLog, steadyLoad } from "./faults.ts"
-import { eventSub, eventually } from "./support.ts"
+import { eventSub, eventually, health } from "./support.ts"
 
 /** The Debian package's server binary; the tests of the single server use the same one. */
 const NATS_SERVER = "/usr/sbin/nats-server"
@@ -156,7 +156,6 @@ describe("NatsBridge on a three-node cluster", () => {
         // node A serves the service and leads the event stream: killing it loses both at once
         yield* moveLeader("CLUSTER_EVENTS", a.server)
         const calling = yield* Layer.build(bridge(b.url))
-        const health = (ctx: Context.Context<Bridge.Bridge>) => Effect.provide(Bridge.Bridge.use((b) => b.health), ctx)
         const calc = yield* Client.make(Calculator).pipe(Effect.provide(calling))
         assert.deepStrictEqual(yield* calc.lookup({ key: "up" }, { timeout: "2 seconds" }), { value: "UP" })
 

@@ -4,10 +4,10 @@
  * supplies its bridge and how to stop and start its broker.
  */
 import { assert } from "@effect/vitest"
-import { Clock, type Context, Effect, Exit, Fiber, FiberSet, Layer, Scope } from "effect"
+import { Clock, Effect, Exit, Fiber, FiberSet, Layer, Scope } from "effect"
 import { Bridge, Client, Event, Service } from "../../src/index.ts"
 import { Added, Calculator, CalculatorLive } from "../fixtures.ts"
-import { eventSub, eventually, outcomeOf } from "./support.ts"
+import { eventSub, eventually, health, outcomeOf } from "./support.ts"
 
 /** How one bridge's broker goes down and comes back, and how long its bridges may take to notice. */
 export interface BrokerFault<E> {
@@ -196,7 +196,6 @@ export const brokerFault = <E>(fault: BrokerFault<E>) =>
       )
     ).pipe(Effect.provide(serving))
     const calling = yield* Layer.build(fault.bridge())
-    const health = (ctx: Context.Context<Bridge.Bridge>) => Effect.provide(Bridge.Bridge.use((b) => b.health), ctx)
     const calc = yield* Client.make(Calculator).pipe(Effect.provide(calling))
     // registered last, so it runs first: the broker is up again before anything else closes
     yield* Effect.addFinalizer(() => fault.start)

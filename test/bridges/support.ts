@@ -1,9 +1,9 @@
 /** Helpers shared by the broker-specific bridge tests. */
 import { assert } from "@effect/vitest"
-import { Cause, Effect, Exit, Layer, Metric, Option, Queue, Schedule, Scope } from "effect"
-import { type Bridge, Codec, Event, Runtime, Service, Subscription, withContext } from "../../src/index.ts"
+import { Cause, type Context, Effect, Exit, Layer, Metric, Option, Queue, Schedule, Scope } from "effect"
+import { Bridge, Codec, Event, Runtime, Service, Subscription, withContext } from "../../src/index.ts"
 import { deadLetterWatcher } from "../../src/testing/robustness.ts"
-import { Added } from "../fixtures.ts"
+import { Added, CalculatorLive } from "../fixtures.ts"
 
 /** Takes `n` items from a queue, failing the test after `ms`. */
 export const takeN = <A>(queue: Queue.Queue<A>, n: number, ms = 10_000) =>
@@ -26,6 +26,17 @@ export const eventually = <E, R>(what: string, check: Effect.Effect<boolean, E, 
     Effect.timeoutOrElse({ duration: ms, orElse: () => Effect.die(new Error(`${what}: not true within ${ms} ms`)) }),
     Effect.asVoid
   )
+
+/** The health of the bridge in `ctx`. */
+export const health = (ctx: Context.Context<Bridge.Bridge>) => Effect.provide(Bridge.Bridge.use((b) => b.health), ctx)
+
+/** A bridge built from `bridge`, serving the calculator (for tests that send it commands by hand). */
+export const servingCalculator = <E>(bridge: Layer.Layer<Bridge.Bridge, E>) =>
+  Effect.gen(function*() {
+    const serving = yield* Layer.build(bridge)
+    yield* Layer.build(CalculatorLive()).pipe(Effect.provide(serving))
+    return serving
+  })
 
 /** `ok`, the tag of the typed error a call failed with, or `defect`. */
 export const outcomeOf = (exit: Exit.Exit<unknown, { readonly _tag: string }>): string =>
