@@ -291,12 +291,12 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
           const deadline = clock.currentTimeMillisUnsafe() + timeoutMs
           // confirmed by the broker once routed (and, for durable queues, stored); a publish lost to a
           // dropped connection is sent again on the next one, until the deadline (failures of the
-          // send go to `again` from the confirm callback: no error handler on the way when it succeeds)
+          // send go to `again` from the confirm callback: no error handler on the way when it succeeds);
+          // an interrupted publish stops waiting for its confirm
           const once = (on: Live): Effect.Effect<void, BridgeError> =>
-            Effect.callback((resume) => {
-              confirms.publish(on.channels.pub, exchange, key, content, options, deadline, (err) =>
-                resume(err === undefined ? Effect.void : again(bridgeError(what, err))))
-            })
+            Effect.callback((resume) =>
+              Effect.sync(confirms.publish(on.channels.pub, exchange, key, content, options, deadline, (err) =>
+                resume(err === undefined ? Effect.void : again(bridgeError(what, err))))))
           const whenConnected = (ms: number) => Effect.matchEffect(connected(what, ms), { onFailure: again, onSuccess: once })
           const again = (e: BridgeError): Effect.Effect<void, BridgeError> => {
             const left = deadline - clock.currentTimeMillisUnsafe()
