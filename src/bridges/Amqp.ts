@@ -218,7 +218,7 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
                 return { reply }
               })
           }).pipe(Scope.provide(scope))
-          yield* supervisor.start
+          yield* Effect.mapError(supervisor.start, (e) => fail(`the reply connection: ${e.reason}`))
           return (replyConnectionOpen = supervisor)
         }).pipe(Effect.onError(() => Scope.close(scope, Exit.void))))
     }))
@@ -311,7 +311,7 @@ export const make = (config: AmqpBridgeConfig = {}): Effect.Effect<BridgeShape, 
           const target = commandTarget(address)
           if (typeof target === "string") return yield* fail(`serve ${target}`)
           const { key, queue } = target
-          const replies = yield* replyConnection
+          const replies = yield* Effect.mapError(replyConnection, (e) => fail(`serve ${key}: ${e.reason}`))
           const reply = (msg: ConsumeMessage) => (bytes: Uint8Array): Effect.Effect<void, BridgeError> => {
             const to: unknown = msg.properties.replyTo
             if (typeof to !== "string" || to === "") return Effect.void

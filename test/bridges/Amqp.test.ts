@@ -478,6 +478,25 @@ describe("AmqpBridge", () => {
       assert.strictEqual(delivered.find((d) => d.sum === counts.length - 1)?.deliveryCount, 4)
     }).pipe(Effect.provide(amqpLayer())))
 
+  it.live("where the broker refuses the reply connection (a vhost connection limit), serve fails with a BridgeError saying so", () =>
+    Effect.gen(function*() {
+      const vhost = `${prefix}-limited`
+      yield* Effect.acquireRelease(
+        Effect.promise(async () => {
+          await run("rabbitmqctl", ["add_vhost", vhost])
+          await run("rabbitmqctl", ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"])
+          await run("rabbitmqctl", ["set_vhost_limits", "-p", vhost, JSON.stringify({ "max-connections": 1 })])
+        }),
+        () => Effect.promise(() => run("rabbitmqctl", ["delete_vhost", vhost]).catch(() => undefined))
+      )
+      const bridge = yield* Layer.build(AmqpBridge.layer({ prefix, vhost, timeout: "2 seconds" }))
+      const error = yield* Effect.flip(Layer.build(CalculatorLive()).pipe(Effect.provide(bridge)))
+      assert.strictEqual(error._tag, "BridgeError")
+      assert.match(error.message, /serve calculator\/1\/add: the reply connection: /)
+      // the bridge's own connection is untouched
+      assert.strictEqual(yield* health(bridge), "connected")
+    }))
+
   it.live("tenant and event-name bindings route exactly the matching events, durable or not", () =>
     Effect.gen(function*() {
       yield* preFilterRouting(["t.1", "t2", "t3"])
