@@ -25,7 +25,6 @@ import { issueOf, newId, nowOf, outgoing } from "./internal/messages.ts"
 export { ANONYMOUS, contextOf, newId, publishEncoded, publishSized } from "./internal/messages.ts"
 export { type AnyCommandHandler, handleCommand } from "./internal/serveCommand.ts"
 export { type AnySubscriptionHandler, type EventInfo, handleEvent, NON_DURABLE_BUFFER } from "./internal/serveEvent.ts"
-export { makeSlots, type Slots } from "./internal/hotPath.ts"
 
 /** Messages a consumer received but could not use (re-exported from `Metrics`). */
 export const rejectedMessages = Metrics.rejectedMessages
