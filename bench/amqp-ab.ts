@@ -10,6 +10,7 @@
  * build listed second tends to pay a few per cent for it.
  */
 import { Effect, Layer, ManagedRuntime } from "effect"
+import { median } from "./lib/util.ts"
 
 const URL = "amqp://guest:guest@127.0.0.1:5672"
 const [concurrencyArg = "", ...dirs] = process.argv.slice(2)
@@ -61,7 +62,6 @@ for (let round = 0; round < 16; round++) {
     cpu[i]!.push((used.user + used.system) / n)
   }
 }
-const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const ratio = (xs: ReadonlyArray<number>, base: ReadonlyArray<number>) => median(xs.map((x, r) => x / base[r]!)).toFixed(3)
 dirs.forEach((dir, i) => {
   const vsFirst = i === 0 ? "" : `; per-block ratio to the first: wall ${ratio(wall[i]!, wall[0]!)}, CPU ${ratio(cpu[i]!, cpu[0]!)}`

@@ -17,6 +17,7 @@ import { execFileSync } from "node:child_process"
 import { readFileSync } from "node:fs"
 import * as Topology from "../src/internal/amqpTopology.ts"
 import { heraldEnvelopes, plainJson } from "./lib/payloads.ts"
+import { median } from "./lib/util.ts"
 import { system as herald } from "./systems/herald-amqp.ts"
 
 const rounds = Number(process.argv[2] ?? 3)
@@ -134,7 +135,6 @@ const setUp = async (v: Variant, k: number) => {
   return { block, close: () => Promise.all(conns.map((c) => c.close().catch(() => undefined))) }
 }
 
-const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const samples = VARIANTS.map(() => ({ broker: [] as Array<number>, node: [] as Array<number>, rate: [] as Array<number> }))
 for (let round = 0; round < rounds; round++) {
   for (let i = 0; i < VARIANTS.length; i++) {

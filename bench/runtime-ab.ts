@@ -11,6 +11,7 @@
  * by ±15 %; differences of a few per cent show.
  */
 import { type Context, Effect, Exit, Layer, ManagedRuntime } from "effect"
+import { median } from "./lib/util.ts"
 
 const [workload = "", ...dirs] = process.argv.slice(2)
 if ((workload !== "command" && workload !== "event") || dirs.length === 0) {
@@ -104,5 +105,4 @@ for (let round = 0; round < 20; round++) {
     samples[i]!.push((used.user + used.system) / n)
   }
 }
-const median = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 dirs.forEach((dir, i) => console.log(`${workload} ${dir}: ${median(samples[i]!).toFixed(2)} µs CPU per ${workload === "command" ? "call" : "delivery"}`))

@@ -3,16 +3,11 @@
  * ratio to its baseline from the same run) and the memory-growth verdicts.
  */
 import type { Measurement, SystemInfo, Workload } from "./types.ts"
+import { median } from "./util.ts"
 
 export interface Cell {
   readonly workload: Workload
   readonly concurrency: number
-}
-
-const median = (xs: ReadonlyArray<number>): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = s.length >> 1
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
 }
 
 const fmt = (x: number, digits = 3): string =>

@@ -4,6 +4,13 @@ import v8 from "node:v8"
  * Small helpers shared by the workload drivers: bounded waits, error classification, RSS sampling.
  */
 
+/** The median of `xs` (the mean of the two middle values when there is an even number of them). */
+export const median = (xs: ReadonlyArray<number>): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = s.length >> 1
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)))
 
 /** Resolves with the promise's value, or rejects with `Error(what)` after `ms`. */
